@@ -108,7 +108,10 @@ impl Repo {
         message: String,
     ) -> Revision {
         self.next_id += 1;
-        let revision = Revision::new(format!("{:040x}", self.next_id));
+        // Git-like ids whose short forms differ: a hash of the counter and parent, then the counter.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&(self.next_id, &parent), &mut h);
+        let revision = Revision::new(format!("{:016x}{:024x}", std::hash::Hasher::finish(&h), self.next_id));
         self.trees.insert(revision.clone(), Arc::new(tree));
         self.commits.insert(revision.clone(), MemoryCommit { revision: revision.clone(), parent, author, message });
         revision
