@@ -43,6 +43,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod generate;
 pub mod image;
 pub mod kinds;
 pub mod memory;
@@ -51,6 +52,7 @@ pub mod policy;
 pub mod registry;
 pub mod resource;
 pub mod source;
+pub mod sync;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod workload;
