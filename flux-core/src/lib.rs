@@ -45,6 +45,7 @@ pub mod cluster;
 pub mod error;
 pub mod image;
 pub mod kinds;
+pub mod manifest;
 pub mod memory;
 pub mod object;
 pub mod policy;
