@@ -19,7 +19,11 @@
 //! [`normalize_path`](crate::source::normalize_path): absolute paths and `..` are errors.
 
 mod errors;
+mod policies;
 mod reader;
+mod tags;
 
 pub use errors::ManifestErrors;
+pub use policies::{LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
 pub use reader::{Manifest, ManifestOptions, is_manifest_path, read_manifests};
+pub use tags::{CompiledFilter, LATEST, SortOrder, TagCandidate, parse_version};
