@@ -47,6 +47,7 @@ pub mod generate;
 pub mod image;
 pub mod jobs;
 pub mod kinds;
+pub mod manifest;
 pub mod memory;
 pub mod object;
 pub mod policy;
