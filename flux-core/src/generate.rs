@@ -40,3 +40,43 @@ pub trait Generator: Send + Sync {
     /// Makes the desired objects of `files`, which are the files under the sync paths at `revision`.
     async fn generate(&self, revision: &Revision, files: &[SourceFile]) -> Generated;
 }
+
+/// The plain generator: every `*.yaml`, `*.yml` and `*.json` file is read as manifests
+/// ([`read_manifests`](crate::manifest::read_manifests)).
+///
+/// When the revision has errors, [`Generated::objects`] still holds the objects of every file
+/// that reads cleanly on its own, for callers that opted in to applying an unusable revision.
+/// (Read alone, such a file cannot see CustomResourceDefinitions in other files, so a custom
+/// kind's scope may be guessed wrong; such objects are still never pruned on.)
+#[derive(Debug, Clone, Default)]
+pub struct ManifestGenerator {
+    options: crate::manifest::ManifestOptions,
+}
+
+impl ManifestGenerator {
+    /// A generator with these reading options.
+    pub fn new(options: crate::manifest::ManifestOptions) -> Self {
+        ManifestGenerator { options }
+    }
+}
+
+#[async_trait]
+impl Generator for ManifestGenerator {
+    async fn generate(&self, _revision: &Revision, files: &[SourceFile]) -> Generated {
+        use crate::manifest::read_manifests;
+        match read_manifests(files, &self.options) {
+            Ok(manifests) => {
+                Generated { objects: manifests.into_iter().map(|m| m.object).collect(), errors: Vec::new() }
+            }
+            Err(errors) => {
+                let objects = files
+                    .iter()
+                    .filter_map(|f| read_manifests(std::slice::from_ref(f), &self.options).ok())
+                    .flatten()
+                    .map(|m| m.object)
+                    .collect();
+                Generated { objects, errors: errors.into_errors() }
+            }
+        }
+    }
+}

@@ -49,6 +49,11 @@ impl ManifestErrors {
         &self.errors
     }
 
+    /// Every error, owned.
+    pub fn into_errors(self) -> Vec<Error> {
+        self.errors
+    }
+
     /// `Ok(value)` if there are no errors, else `Err(self)`.
     pub fn into_result<T>(self, value: T) -> Result<T, ManifestErrors> {
         if self.is_empty() { Ok(value) } else { Err(self) }

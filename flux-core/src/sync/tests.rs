@@ -10,37 +10,10 @@ use super::*;
 use crate::cluster::{
     ApplyOutcome, ApplyResult, Cluster, DeleteOutcome, GC_MARK_LABEL, ObjectRef, SyncIdentity, WriteOptions,
 };
-use crate::generate::{Generated, Generator};
+use crate::generate::ManifestGenerator;
 use crate::memory::{MemoryCluster, MemorySource};
-use crate::source::{Author, CommitRequest, FileChange, Revision, Source, SourceFile};
-use crate::{Error, KubeObject, Location, MockCluster, ResourceId};
-
-/// Reads each `.json` file as one object or an array of objects (a stand-in for the YAML
-/// reader, whose own tests live with it).
-struct JsonGenerator;
-
-#[async_trait]
-impl Generator for JsonGenerator {
-    async fn generate(&self, _: &Revision, files: &[SourceFile]) -> Generated {
-        let mut out = Generated::default();
-        for file in files.iter().filter(|f| f.path.ends_with(".json")) {
-            let at = Location::file(&file.path);
-            match serde_json::from_slice::<Value>(&file.content) {
-                Ok(Value::Array(items)) => items.into_iter().for_each(|v| push(&mut out, v, &at)),
-                Ok(v) => push(&mut out, v, &at),
-                Err(e) => out.errors.push(Error::invalid(Location::line(&file.path, e.line()), e.to_string())),
-            }
-        }
-        out
-    }
-}
-
-fn push(out: &mut Generated, v: Value, at: &Location) {
-    match KubeObject::from_value(v, Some(at.clone())) {
-        Ok(o) => out.objects.push(o),
-        Err(e) => out.errors.push(e),
-    }
-}
+use crate::source::{Author, CommitRequest, FileChange, Revision, Source};
+use crate::{Error, KubeObject, MockCluster, ResourceId};
 
 fn ns(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
@@ -55,6 +28,14 @@ fn deploy(ns: &str, name: &str, image: &str) -> Value {
         "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
 }
 
+/// A file's text: an array becomes a multi-document YAML stream (JSON is YAML).
+fn render(v: &Value) -> String {
+    match v {
+        Value::Array(items) => items.iter().map(|i| format!("---\n{i}\n")).collect(),
+        other => other.to_string(),
+    }
+}
+
 fn with_annotation(mut v: Value, key: &str, value: &str) -> Value {
     v["metadata"]["annotations"] = json!({key: value});
     v
@@ -67,12 +48,17 @@ struct Fixture {
 
 impl Fixture {
     fn new(files: &[(&str, Value)]) -> Self {
-        let source = MemorySource::with_files(files.iter().map(|(p, v)| (p.to_string(), v.to_string()))).unwrap();
+        let source = MemorySource::with_files(files.iter().map(|(p, v)| (p.to_string(), render(v)))).unwrap();
         Fixture { source, cluster: MemoryCluster::new() }
     }
 
     fn engine(&self, config: SyncConfig) -> SyncEngine {
-        SyncEngine::new(Arc::new(self.source.clone()), Arc::new(self.cluster.clone()), Arc::new(JsonGenerator), config)
+        SyncEngine::new(
+            Arc::new(self.source.clone()),
+            Arc::new(self.cluster.clone()),
+            Arc::new(ManifestGenerator::default()),
+            config,
+        )
     }
 
     async fn commit(&self, changes: Vec<FileChange>) -> Revision {
@@ -93,7 +79,7 @@ fn config(identity: &str, gc: GarbageCollection) -> SyncConfig {
 }
 
 fn write(path: &str, v: &Value) -> FileChange {
-    FileChange::write(path, v.to_string())
+    FileChange::write(path, render(v))
 }
 
 fn outcomes(report: &SyncReport) -> Vec<(String, ApplyOutcome)> {
@@ -232,9 +218,8 @@ async fn pruning_runs_in_reverse_order() {
     let f = standard();
     let engine = f.engine(config("prod", GarbageCollection::DryRun));
     engine.sync_head().await.unwrap();
-    let rev = f
-        .commit(vec![FileChange::write("deploy/app.json", "[]"), FileChange::delete("deploy/zz-namespace.json")])
-        .await;
+    let rev =
+        f.commit(vec![write("deploy/app.json", &json!([])), FileChange::delete("deploy/zz-namespace.json")]).await;
     let plan = engine.plan(&rev).await;
     let order: Vec<String> = plan.prune.iter().map(|r| r.id.to_string()).collect();
     assert_eq!(order, ["team:deployment/web", "team:configmap/settings", "<cluster>:namespace/team"]);
@@ -254,7 +239,11 @@ async fn a_parse_error_makes_the_revision_unusable_and_deletes_nothing() {
         .await;
     let report = engine.sync(&rev).await;
     assert!(!report.usable && !report.is_success());
-    assert!(report.errors.iter().any(|e| e.message.starts_with("deploy/broken.json:2")), "{:?}", report.errors);
+    assert!(
+        report.errors.iter().any(|e| e.message.starts_with("deploy/broken.json:1: invalid YAML")),
+        "{:?}",
+        report.errors
+    );
     assert!(report.pruned.is_empty() && report.applied.is_empty(), "nothing pruned, nothing applied by default");
     assert!(f.names().contains(&"team:widget/w".to_string()));
     assert_eq!(f.source.sync_marker().await.unwrap(), Some(good), "the marker stays at the last good revision");
@@ -357,7 +346,7 @@ async fn a_failed_object_does_not_stop_the_rest_and_blocks_pruning_of_its_kind()
     let engine = SyncEngine::new(
         Arc::new(f.source.clone()),
         cluster.clone(),
-        Arc::new(JsonGenerator),
+        Arc::new(ManifestGenerator::default()),
         config("prod", GarbageCollection::On),
     );
     let report = engine.sync(&rev).await;
@@ -390,7 +379,7 @@ async fn an_apply_call_failing_as_a_whole_prunes_nothing() {
     let engine = SyncEngine::new(
         Arc::new(f.source.clone()),
         Arc::new(mock),
-        Arc::new(JsonGenerator),
+        Arc::new(ManifestGenerator::default()),
         config("prod", GarbageCollection::On),
     );
     let report = engine.sync_head().await.unwrap();
@@ -536,7 +525,7 @@ async fn two_units_side_by_side_never_prune_each_other() {
     // Each resyncs: neither sees the other's objects as garbage.
     let (ra, rb) = futures::join!(a.sync_head(), b.sync_head());
     assert!(ra.unwrap().pruned.is_empty() && rb.unwrap().pruned.is_empty());
-    let rev = f.commit(vec![FileChange::write("other/b.json", "[]")]).await;
+    let rev = f.commit(vec![write("other/b.json", &json!([]))]).await;
     let report = b.sync(&rev).await;
     assert!(!report.usable, "b's path became empty: unusable without allow_empty");
     let rev = f.commit(vec![write("other/b.json", &json!([cm("shared", "from-b-renamed", "1")]))]).await;
