@@ -347,3 +347,42 @@ fn a_marker_with_a_bad_policy_is_an_error_at_its_line() {
     let err = image_markers("v.yaml", "a: 1\nb: x # {\"$imagepolicy\": \"nonamespace\"}\n").unwrap_err();
     assert!(err.to_string().starts_with("v.yaml:2: image policy marker"), "{err}");
 }
+
+#[test]
+fn fills_an_empty_annotations_field() {
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  annotations:\n  labels: {a: b}\n";
+    let out = set_annotation("c.yaml", text, &id("default:configmap/c"), "fluxcd.io/automated", Some("true")).unwrap();
+    assert_only_replaced(text, &out, "  annotations:\n", "  annotations:\n    fluxcd.io/automated: \"true\"\n");
+}
+
+#[test]
+fn json_files_keep_quoted_keys() {
+    let text = "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"Pod\",\n  \"metadata\": {\"name\": \"p\"},\n  \"spec\": {\"containers\": [{\"name\": \"a\", \"image\": \"nginx:1\"}]}\n}\n";
+    let w = id("default:pod/p");
+    let out = set_container_image("p.json", text, &w, "a", &image("nginx:2")).unwrap();
+    assert_only_replaced(text, &out, "\"nginx:1\"", "\"nginx:2\"");
+    let out = set_annotation("p.json", text, &w, "fluxcd.io/automated", Some("true")).unwrap();
+    assert_only_replaced(
+        text,
+        &out,
+        "{\"name\": \"p\"}",
+        "{\"name\": \"p\", \"annotations\": {\"fluxcd.io/automated\": \"true\"}}",
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(parsed["metadata"]["annotations"]["fluxcd.io/automated"], "true");
+}
+
+#[test]
+fn empty_and_comment_only_documents_are_counted_as_the_reader_counts_them() {
+    let text = "---\n# nothing here\n---\n~\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: a, image: nginx:1}\n---\n";
+    let out = set_container_image("p.yaml", text, &id("default:pod/p"), "a", &image("nginx:2")).unwrap();
+    assert_only_replaced(text, &out, "nginx:1", "nginx:2");
+}
+
+#[test]
+fn a_failed_verification_leaves_the_text_alone() {
+    // The scalar is shared through an anchor with another field: refused before any change.
+    let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    image: &i nginx:1\n  - name: b\n    image: *i\n";
+    let err = set_container_image("p.yaml", text, &id("default:pod/p"), "b", &image("nginx:2")).unwrap_err();
+    assert!(err.to_string().starts_with("p.yaml: "), "{err}");
+}

@@ -135,3 +135,16 @@ fn a_mapping_annotation_that_points_nowhere_is_named() {
 fn non_workloads_are_left_out() {
     assert!(images(&[file("c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")]).is_empty());
 }
+
+#[test]
+fn jobs_and_pods_are_workloads() {
+    let text = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      containers: [{name: run, image: busybox:1.36}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: solo}\nspec:\n  initContainers: [{name: wait, image: busybox}]\n  containers: [{name: main, image: 'nginx@sha256:4cb2b9019f1757be8482419002cb7afe028fdba35d47958829e4cfeaf6246d80'}]\n";
+    assert_eq!(
+        images(&[file("w.yaml", text)]),
+        [
+            "default:job/once run busybox:1.36",
+            "default:pod/solo wait (init) busybox",
+            "default:pod/solo main nginx@sha256:4cb2b9019f1757be8482419002cb7afe028fdba35d47958829e4cfeaf6246d80",
+        ]
+    );
+}

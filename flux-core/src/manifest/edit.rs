@@ -132,19 +132,31 @@ pub fn set_annotation(file: &str, text: &str, workload: &ResourceId, key: &str, 
         (None, None) => return Ok(text.to_owned()),
         (None, Some(value)) => {
             set_in(object, &["metadata", "annotations", key], Value::String(value.to_owned()));
-            let entry = format!("{}: {}", render_key(key), quoted(value));
+            let entry = format!("{}: {}", render_key(key, metadata), quoted(value));
             match &metadata.kind {
-                NodeKind::Map { flow: true, .. } => insert_flow(metadata, &format!("annotations: {{{entry}}}")),
+                NodeKind::Map { flow: true, .. } => {
+                    insert_flow(metadata, &format!("{}: {{{entry}}}", render_key("annotations", metadata)))
+                }
                 _ => {
-                    let indent = metadata.entries_indent();
-                    let parent = root.entry("metadata").map_or(0, |(k, _)| k.col);
-                    let unit = " ".repeat(indent.saturating_sub(parent).max(2));
-                    let pad = " ".repeat(indent);
+                    let unit = " ".repeat(indent_unit(root, metadata));
+                    let pad = " ".repeat(metadata.entries_indent());
                     insert_block(text, metadata, &format!("{pad}annotations:{eol}{pad}{unit}{entry}{eol}"), eol)
                 }
             }
         }
         (Some((annotations_key, annotations)), value) => {
+            if let (Some(value), true) = (value, is_empty_value(annotations)) {
+                // `annotations:` with nothing after it: the entry goes on the next line.
+                set_in(object, &["metadata", "annotations", key], Value::String(value.to_owned()));
+                let pad = " ".repeat(annotations_key.col + indent_unit(root, metadata));
+                let entry = format!("{pad}{}: {}{eol}", render_key(key, metadata), quoted(value));
+                let line_end = text[annotations_key.end..].find('\n').map(|i| annotations_key.end + i + 1);
+                let edit = match line_end {
+                    Some(at) => Edit { start: at, end: at, text: entry },
+                    None => Edit { start: text.len(), end: text.len(), text: format!("{eol}{entry}") },
+                };
+                return doc.apply_and_verify(vec![edit], &expected);
+            }
             let NodeKind::Map { flow, entries, .. } = &annotations.kind else {
                 return Err(doc.error(format!("{workload}: metadata.annotations is not a mapping in the text")));
             };
@@ -161,7 +173,7 @@ pub fn set_annotation(file: &str, text: &str, workload: &ResourceId, key: &str, 
                 }
                 (None, Some(value)) => {
                     set_in(object, &["metadata", "annotations", key], Value::String(value.to_owned()));
-                    let entry = format!("{}: {}", render_key(key), quoted(value));
+                    let entry = format!("{}: {}", render_key(key, annotations), quoted(value));
                     if *flow {
                         insert_flow(annotations, &entry)
                     } else {
@@ -502,13 +514,32 @@ fn render_scalar(node: &Node, value: &str, flow: bool) -> Option<String> {
     }
 }
 
+/// The file's indentation step, as `metadata`'s fields are indented under `metadata:` (at
+/// least 2).
+fn indent_unit(root: &Node, metadata: &Node) -> usize {
+    let parent = root.entry("metadata").map_or(0, |(k, _)| k.col);
+    metadata.entries_indent().saturating_sub(parent).max(2)
+}
+
+/// Whether a block value is left empty (`key:` and nothing else: null).
+fn is_empty_value(node: &Node) -> bool {
+    matches!(&node.kind, NodeKind::Scalar { style: ScalarStyle::Plain, decorated: false, .. } if node.start == node.end)
+}
+
 /// A double-quoted YAML scalar (JSON's string escapes are YAML's).
 fn quoted(value: &str) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| format!("\"{}\"", value.escape_default()))
 }
 
-fn render_key(key: &str) -> String {
-    if plain_is_safe(key, true) { key.to_owned() } else { quoted(key) }
+/// A new key for `map`: double-quoted if its keys are (as in JSON files) or if it must be.
+fn render_key(key: &str, map: &Node) -> String {
+    let siblings_quoted = match &map.kind {
+        NodeKind::Map { entries, .. } => entries
+            .first()
+            .is_some_and(|(k, _)| matches!(k.kind, NodeKind::Scalar { style: ScalarStyle::DoubleQuoted, .. })),
+        _ => false,
+    };
+    if !siblings_quoted && plain_is_safe(key, true) { key.to_owned() } else { quoted(key) }
 }
 
 /// Whether `value` reads back as the same string when written plain.
