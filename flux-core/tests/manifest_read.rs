@@ -1,5 +1,8 @@
 //! Reading manifests: the corpus and every kind of bad input.
 
+// Test helpers outside #[test] functions unwrap too: a failure is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use flux_core::manifest::{ManifestOptions, read_manifests};
 use flux_core::{Error, ResourceId, SourceFile};
 

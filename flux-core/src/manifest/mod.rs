@@ -18,12 +18,18 @@
 //! contract says so). At this level every path is checked with
 //! [`normalize_path`](crate::source::normalize_path): absolute paths and `..` are errors.
 
+pub mod edit;
 mod errors;
+mod helm;
 mod policies;
 mod reader;
 mod tags;
+mod workloads;
+mod yaml;
 
 pub use errors::ManifestErrors;
+pub use helm::{CHART_IMAGE, HelmImagePaths, is_helm_release};
 pub use policies::{LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
 pub use reader::{Manifest, ManifestOptions, is_manifest_path, read_manifests};
 pub use tags::{CompiledFilter, LATEST, SortOrder, TagCandidate, parse_version};
+pub use workloads::{ContainerLocator, ContainerManifest, WorkloadManifest, workloads};
