@@ -83,7 +83,13 @@ impl Pusher for GitCli {
         }
         if let Some(line) = status_line.filter(|l| l.starts_with('!')) {
             let reason = line.split('\t').nth(2).unwrap_or("rejected");
-            if ["stale info", "fetch first", "non-fast-forward", "already exists"].iter().any(|r| reason.contains(r)) {
+            // A lease or fast-forward check that failed before sending, or the server's own
+            // compare-and-swap of the ref losing a race with another push.
+            let raced = ["stale info", "fetch first", "non-fast-forward", "already exists", "failed to update ref"]
+                .iter()
+                .any(|r| reason.contains(r))
+                || stderr.contains("cannot lock ref");
+            if raced {
                 return Err(Error::conflict(format!(
                     "{} on {} moved meanwhile ({reason}); refresh and try again",
                     update.name, self.remote.url
