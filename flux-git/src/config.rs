@@ -122,8 +122,8 @@ pub struct TrustedKeys {
 }
 
 /// Everything [`GitSource::open`](crate::GitSource::open) needs. Build it with [`GitConfig::new`]
-/// and the `with_*` methods.
-#[derive(Debug, Clone)]
+/// and the `with_*` methods. Its `Debug` hides passwords, also one written into the URL.
+#[derive(Clone)]
 pub struct GitConfig {
     /// The remote: a local path, `file://`, `git://`, `ssh://`, scp-like `git@host:org/repo.git`,
     /// or `https://`. A password in the URL is moved into [`GitConfig::credentials`].
@@ -153,6 +153,26 @@ pub struct GitConfig {
     pub local_dir: Option<PathBuf>,
     /// The `git` program used to push and to verify signatures.
     pub git_program: PathBuf,
+}
+
+impl fmt::Debug for GitConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitConfig")
+            .field("url", &crate::remote::url_without_password(&self.url))
+            .field("branch", &self.branch)
+            .field("credentials", &self.credentials)
+            .field("host_key_check", &self.host_key_check)
+            .field("depth", &self.depth)
+            .field("sync_tag", &self.sync_tag)
+            .field("read_only", &self.read_only)
+            .field("signing", &self.signing)
+            .field("skip_ci", &self.skip_ci)
+            .field("verify", &self.verify)
+            .field("trusted_keys", &self.trusted_keys)
+            .field("local_dir", &self.local_dir)
+            .field("git_program", &self.git_program)
+            .finish()
+    }
 }
 
 impl GitConfig {
@@ -244,6 +264,8 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("bot") && shown.contains("***"), "{shown}");
+        let in_url = format!("{:?}", GitConfig::new("https://bot:hunter2@example.com/r.git", "main"));
+        assert!(!in_url.contains("hunter2") && in_url.contains("example.com"), "{in_url}");
         let token = format!("{:?}", Credentials::Token(Secret::new("ghp_abcdef")));
         assert!(!token.contains("ghp_abcdef"), "{token}");
     }

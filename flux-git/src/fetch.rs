@@ -9,7 +9,6 @@ use gix::ObjectId;
 use gix::remote::Direction;
 use gix::remote::fetch::Shallow;
 
-use crate::errors::remote_error;
 use crate::mirror::{delete_ref, read_ref, write_ref};
 use crate::remote::Remote;
 
@@ -28,9 +27,9 @@ impl RefNames {
     /// Checks that `branch` and `tag` make valid ref names.
     pub(crate) fn new(branch: &str, tag: &str) -> Result<Self> {
         let valid = |name: String, what: &str| {
-            gix::refs::FullName::try_from(name.as_str())
-                .map(|_| name.clone())
-                .map_err(|_| Error::invalid(flux_core::Location::file(what), format!("{name:?} is not a valid ref name")))
+            gix::refs::FullName::try_from(name.as_str()).map(|_| name.clone()).map_err(|_| {
+                Error::invalid(flux_core::Location::file(what), format!("{name:?} is not a valid ref name"))
+            })
         };
         Ok(RefNames {
             branch: valid(format!("refs/heads/{branch}"), "git branch")?,
@@ -62,7 +61,8 @@ pub(crate) fn refresh(
     depth: Option<NonZeroU32>,
     counters: &Counters,
 ) -> Result<Tips> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| remote_error(&remote.redactor, what, e);
+    let fail = |what: &str, e: &dyn std::fmt::Display| remote.fail(what, e);
+    remote.begin();
     let what = format!("listing refs of {}", remote.url);
     let specs = [format!("+{}:{}", names.branch, names.tracking), format!("+{}:{}", names.tag, names.tag)];
     let gix_remote = repo
@@ -84,8 +84,7 @@ pub(crate) fn refresh(
         });
     }
     counters.ref_listings.fetch_add(1, Ordering::Relaxed);
-    let prepare =
-        connection.prepare_fetch(gix::progress::Discard, Default::default()).map_err(|e| fail(&what, &e))?;
+    let prepare = connection.prepare_fetch(gix::progress::Discard, Default::default()).map_err(|e| fail(&what, &e))?;
     let advertised = |name: &str| {
         prepare.ref_map().remote_refs.iter().find_map(|r| {
             let (ref_name, target, peeled) = r.unpack();
@@ -93,10 +92,16 @@ pub(crate) fn refresh(
         })
     };
     let Some(remote_head) = advertised(&names.branch) else {
-        return Err(Error::not_found(format!("branch {} at {} (the remote has no such branch)", names.branch, remote.url)));
+        return Err(Error::not_found(format!(
+            "branch {} at {} (the remote has no such branch)",
+            names.branch, remote.url
+        )));
     };
     let remote_marker = advertised(&names.tag);
-    let local = Tips { head: read_ref(repo, &names.tracking)?.unwrap_or(ObjectId::null(repo.object_hash())), marker: read_ref(repo, &names.tag)? };
+    let local = Tips {
+        head: read_ref(repo, &names.tracking)?.unwrap_or(ObjectId::null(repo.object_hash())),
+        marker: read_ref(repo, &names.tag)?,
+    };
     let wanted = Tips { head: remote_head, marker: remote_marker };
     if local == wanted {
         tracing::debug!(url = %remote.url, head = %remote_head, "remote unchanged, nothing fetched");

@@ -22,7 +22,7 @@ pub(crate) struct Mirror {
 
 impl Mirror {
     /// Opens the mirror at `config.local_dir`, creating it (or a temporary one) when needed.
-    pub(crate) fn open(config: &GitConfig, remote: &Remote) -> Result<Self> {
+    pub(crate) fn open(config: &GitConfig, remote: &mut Remote) -> Result<Self> {
         let (dir, temp) = match &config.local_dir {
             Some(dir) => (dir.clone(), None),
             None => {
@@ -35,9 +35,14 @@ impl Mirror {
         };
         if !dir.join("HEAD").is_file() {
             std::fs::create_dir_all(&dir).map_err(|e| local_error(&format!("creating {}", dir.display()), &e))?;
-            gix::init_bare(&dir).map_err(|e| local_error(&format!("creating a bare repository in {}", dir.display()), &e))?;
+            gix::init_bare(&dir)
+                .map_err(|e| local_error(&format!("creating a bare repository in {}", dir.display()), &e))?;
         }
-        let ssh_command = remote.is_ssh().then(|| ssh_command(&config.host_key_check, &remote.credentials));
+        if remote.is_ssh() {
+            remote.ssh_log = Some(dir.join("flux-ssh-stderr.log"));
+        }
+        let ssh_command =
+            remote.ssh_log.as_ref().map(|log| ssh_command(&config.host_key_check, &remote.credentials, log));
         let overrides: Vec<String> = ssh_command.iter().map(|cmd| format!("core.sshCommand={cmd}")).collect();
         let options = gix::open::Options::default().config_overrides(overrides);
         let repo = gix::open_opts(&dir, options)

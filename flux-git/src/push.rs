@@ -8,7 +8,6 @@ use std::process::Command;
 use flux_core::{Error, Result};
 use gix::ObjectId;
 
-use crate::errors::remote_error;
 use crate::remote::Remote;
 
 /// One ref to move on the remote.
@@ -73,6 +72,7 @@ impl Pusher for GitCli {
         };
         command.arg(&self.remote.url).arg(format!("{}:{}", update.new, update.name));
         let what = format!("pushing {} to {}", update.name, self.remote.url);
+        self.remote.begin();
         let output = command.output().map_err(|e| Error::other(format!("{what}: cannot run git: {e}")))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -95,8 +95,10 @@ impl Pusher for GitCli {
                     update.name, self.remote.url
                 )));
             }
-            return Err(Error::other(self.remote.redactor.redact(&format!("{what}: rejected: {reason}: {}", stderr.trim()))));
+            return Err(Error::other(
+                self.remote.redactor.redact(&format!("{what}: rejected: {reason}: {}", stderr.trim())),
+            ));
         }
-        Err(remote_error(&self.remote.redactor, &what, &stderr.trim()))
+        Err(self.remote.fail(&what, &stderr.trim()))
     }
 }

@@ -39,9 +39,7 @@ pub(crate) fn files(repo: &gix::Repository, id: ObjectId, paths: &[String]) -> R
             Found::Dir(tree) => collect(repo, tree, &path, &mut out)?,
         }
     }
-    out.into_iter()
-        .map(|(path, blob)| Ok(SourceFile { content: read_blob(repo, blob, &path)?, path }))
-        .collect()
+    out.into_iter().map(|(path, blob)| Ok(SourceFile { content: read_blob(repo, blob, &path)?, path })).collect()
 }
 
 /// One file's bytes at revision `id`.
@@ -120,12 +118,7 @@ fn link_target(dir: &str, target: &[u8], rest: &str, path: &str) -> Result<Strin
 
 /// Adds every regular file below `tree` (at `prefix`) to `out`. Links inside a directory are
 /// not regular files and are left out, unless they point outside, which is refused.
-fn collect(
-    repo: &gix::Repository,
-    tree: ObjectId,
-    prefix: &str,
-    out: &mut BTreeMap<String, ObjectId>,
-) -> Result<()> {
+fn collect(repo: &gix::Repository, tree: ObjectId, prefix: &str, out: &mut BTreeMap<String, ObjectId>) -> Result<()> {
     let tree = repo.find_tree(tree).map_err(|e| local_error(&format!("reading {prefix}"), &e))?;
     let entries = tree.traverse().breadthfirst.files().map_err(|e| local_error(&format!("listing {prefix}"), &e))?;
     for entry in entries {

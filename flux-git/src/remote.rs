@@ -1,12 +1,13 @@
 //! The remote: its URL with any password moved out into credentials, the ssh command that
 //! carries the deploy key and host-key policy, and redaction of every secret from messages.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use flux_core::{Error, Location};
 use gix::url::Scheme;
 
 use crate::config::{Credentials, GitConfig, HostKeyCheck, Secret};
+use crate::errors::remote_error;
 
 /// A parsed remote. Its `url` never holds a password.
 #[derive(Debug, Clone)]
@@ -16,14 +17,30 @@ pub(crate) struct Remote {
     pub(crate) scheme: Scheme,
     pub(crate) credentials: Credentials,
     pub(crate) redactor: Redactor,
+    /// Where ssh writes its complaints (host key, authentication), to be quoted in errors:
+    /// gix only reports "handshake failed" for most of them.
+    pub(crate) ssh_log: Option<PathBuf>,
+}
+
+/// `url` with any password replaced by `***`, for display; unparsable URLs are hidden whole.
+pub(crate) fn url_without_password(url: &str) -> String {
+    match gix::url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            parsed.set_password(Some("***".to_owned()));
+            parsed.to_bstring().to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
 }
 
 impl Remote {
     /// Parses `config.url`; a password in it becomes [`Credentials::Basic`] (or replaces the
     /// password of configured basic credentials).
     pub(crate) fn parse(config: &GitConfig) -> flux_core::Result<Self> {
-        let mut url = gix::url::parse(config.url.as_str())
-            .map_err(|_| Error::invalid(Location::file("git url"), "not a git URL (the URL is not shown: it may hold a secret)"))?;
+        let mut url = gix::url::parse(config.url.as_str()).map_err(|_| {
+            Error::invalid(Location::file("git url"), "not a git URL (the URL is not shown: it may hold a secret)")
+        })?;
         let mut credentials = config.credentials.clone();
         let shown = match url.set_password(None) {
             Some(password) => {
@@ -35,7 +52,26 @@ impl Remote {
             None => config.url.clone(),
         };
         let redactor = Redactor::new(credentials.secrets());
-        Ok(Remote { url: shown, scheme: url.scheme.clone(), credentials, redactor })
+        Ok(Remote { url: shown, scheme: url.scheme.clone(), credentials, redactor, ssh_log: None })
+    }
+
+    /// Starts a network operation: forgets what ssh said during the previous one.
+    pub(crate) fn begin(&self) {
+        if let Some(log) = &self.ssh_log {
+            let _ = std::fs::write(log, b"");
+        }
+    }
+
+    /// The error for a failed network operation `what`, with ssh's own words when it said any;
+    /// secrets redacted (see [`remote_error`]).
+    pub(crate) fn fail(&self, what: &str, cause: &dyn std::fmt::Display) -> Error {
+        let said = self.ssh_log.as_ref().and_then(|log| std::fs::read_to_string(log).ok()).unwrap_or_default();
+        let said = said.trim();
+        if said.is_empty() {
+            remote_error(&self.redactor, what, cause)
+        } else {
+            remote_error(&self.redactor, what, &format!("{cause:#} (ssh: {said})"))
+        }
     }
 
     /// Whether the remote is reached over ssh (`ssh://` or scp-like).
@@ -46,7 +82,7 @@ impl Remote {
 
 /// The `core.sshCommand` for `check` and `credentials`: batch mode (never prompt), strict host
 /// keys unless explicitly disabled, and only the deploy key when one is given.
-pub(crate) fn ssh_command(check: &HostKeyCheck, credentials: &Credentials) -> String {
+pub(crate) fn ssh_command(check: &HostKeyCheck, credentials: &Credentials, stderr_log: &Path) -> String {
     let mut cmd = String::from("ssh -o BatchMode=yes");
     match check {
         HostKeyCheck::UserKnownHosts => cmd.push_str(" -o StrictHostKeyChecking=yes"),
@@ -62,6 +98,9 @@ pub(crate) fn ssh_command(check: &HostKeyCheck, credentials: &Credentials) -> St
         cmd.push_str(" -o IdentitiesOnly=yes -o IdentityAgent=none -i ");
         cmd.push_str(&shell_quote(private_key));
     }
+    // gix and git run the command through `sh`, which applies the redirection.
+    cmd.push_str(" 2>>");
+    cmd.push_str(&shell_quote(stderr_log));
     cmd
 }
 
@@ -144,9 +183,10 @@ mod tests {
     #[test]
     fn ssh_command_checks_host_keys_by_default() {
         let key = Credentials::SshKey { private_key: "/k/id it's".into() };
-        let cmd = ssh_command(&HostKeyCheck::default(), &key);
+        let log = Path::new("/m/ssh.log");
+        let cmd = ssh_command(&HostKeyCheck::default(), &key, log);
         assert!(cmd.contains("StrictHostKeyChecking=yes") && cmd.contains(r"-i '/k/id it'\''s'"), "{cmd}");
-        let file = ssh_command(&HostKeyCheck::KnownHostsFile("/k/known".into()), &Credentials::None);
+        let file = ssh_command(&HostKeyCheck::KnownHostsFile("/k/known".into()), &Credentials::None, log);
         assert!(file.contains("UserKnownHostsFile='/k/known'"), "{file}");
     }
 }

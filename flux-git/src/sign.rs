@@ -26,12 +26,8 @@ pub(crate) fn sign(signing: &Signing, payload: &[u8]) -> Result<String> {
     };
     let program = format!("{:?}", command.get_program());
     let failed = |e: &dyn std::fmt::Display| Error::other(format!("signing the commit with {program}: {e}"));
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(&e))?;
+    let mut child =
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| failed(&e))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(payload).map_err(|e| failed(&e))?;
     }

@@ -69,11 +69,16 @@ impl GitSource {
     /// `InvalidInput` for a bad URL, branch or tag name; `Other` when the mirror cannot be
     /// created.
     pub fn open(config: GitConfig) -> Result<Self> {
-        let remote = Remote::parse(&config)?;
+        let mut remote = Remote::parse(&config)?;
         let names = RefNames::new(&config.branch, &config.sync_tag)?;
-        let mirror = Mirror::open(&config, &remote)?;
-        let git = GitCli { git: config.git_program.clone(), remote: remote.clone(), ssh_command: mirror.ssh_command.clone() };
-        let pusher = Box::new(GitCli { git: config.git_program.clone(), remote: remote.clone(), ssh_command: mirror.ssh_command.clone() });
+        let mirror = Mirror::open(&config, &mut remote)?;
+        let git =
+            GitCli { git: config.git_program.clone(), remote: remote.clone(), ssh_command: mirror.ssh_command.clone() };
+        let pusher = Box::new(GitCli {
+            git: config.git_program.clone(),
+            remote: remote.clone(),
+            ssh_command: mirror.ssh_command.clone(),
+        });
         Ok(GitSource {
             inner: Arc::new(Inner {
                 config,
@@ -103,7 +108,10 @@ impl GitSource {
     }
 
     /// Runs `f` with the mirror on the blocking pool.
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Inner, &gix::Repository) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner, &gix::Repository) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let repo = inner.mirror.repo();

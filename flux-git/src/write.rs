@@ -29,7 +29,12 @@ pub(crate) struct CommitStyle<'a> {
 }
 
 /// Applies `request.changes` to the tree of `base` and writes the commit (not yet published).
-pub(crate) fn build(repo: &gix::Repository, base: ObjectId, request: &CommitRequest, style: &CommitStyle<'_>) -> Result<Built> {
+pub(crate) fn build(
+    repo: &gix::Repository,
+    base: ObjectId,
+    request: &CommitRequest,
+    style: &CommitStyle<'_>,
+) -> Result<Built> {
     let base_tree = root_tree(repo, base)?;
     let base_tree_id = base_tree.id;
     let mut editor = repo.edit_tree(base_tree_id).map_err(|e| local_error("starting a tree edit", &e))?;
@@ -45,15 +50,18 @@ pub(crate) fn build(repo: &gix::Repository, base: ObjectId, request: &CommitRequ
             .lookup_entry_by_path(&path)
             .map_err(|e| local_error(&format!("looking up {path}"), &e))?
             .map(|e| e.mode().kind());
-        let present = *exists.entry(path.clone()).or_insert(matches!(
-            base_entry,
-            Some(EntryKind::Blob | EntryKind::BlobExecutable | EntryKind::Link)
-        ));
+        let present = *exists
+            .entry(path.clone())
+            .or_insert(matches!(base_entry, Some(EntryKind::Blob | EntryKind::BlobExecutable | EntryKind::Link)));
         let edited = match &change.content {
             Some(content) => {
                 let blob = repo.write_blob(content).map_err(|e| local_error(&format!("storing {path}"), &e))?;
                 // An executable file stays executable when rewritten.
-                let kind = if base_entry == Some(EntryKind::BlobExecutable) { EntryKind::BlobExecutable } else { EntryKind::Blob };
+                let kind = if base_entry == Some(EntryKind::BlobExecutable) {
+                    EntryKind::BlobExecutable
+                } else {
+                    EntryKind::Blob
+                };
                 exists.insert(path.clone(), true);
                 editor.upsert(path.as_str(), kind, blob.detach())
             }

@@ -89,6 +89,16 @@ impl BareRepo {
     /// colleague's push would, and returns the new commit. Paths are single file names or
     /// nested `dir/name`.
     pub fn commit_files(&self, files: &[(&str, &[u8])], message: &str) -> String {
+        let entries: Vec<_> = files.iter().map(|(path, content)| ("100644", *path, *content)).collect();
+        self.commit_entries(&entries, message)
+    }
+
+    /// Commits a symbolic link at `path` pointing to `target` on top of `main`.
+    pub fn commit_symlink(&self, path: &str, target: &str, message: &str) -> String {
+        self.commit_entries(&[("120000", path, target.as_bytes())], message)
+    }
+
+    fn commit_entries(&self, files: &[(&str, &str, &[u8])], message: &str) -> String {
         let dir = self.path();
         let parent = try_git(&dir, &["rev-parse", "--verify", "--quiet", "refs/heads/main^{commit}"], &[], None).ok();
         let index = self.dir.path().join("index.tmp");
@@ -99,9 +109,9 @@ impl BareRepo {
         if let Some(parent) = &parent {
             with_index(&["read-tree", parent]);
         }
-        for (path, content) in files {
+        for (mode, path, content) in files {
             let blob = git(&dir, &["hash-object", "-w", "--stdin"], Some(content));
-            with_index(&["update-index", "--add", "--cacheinfo", &format!("100644,{blob},{path}")]);
+            with_index(&["update-index", "--add", "--cacheinfo", &format!("{mode},{blob},{path}")]);
         }
         let tree = with_index(&["write-tree"]);
         let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
