@@ -65,7 +65,7 @@ pub(crate) fn verify(
             .map_err(|e| Error::other(format!("verifying commit {id}: cannot run git: {e}")))?;
         if !output.status.success() {
             let why = String::from_utf8_lossy(&output.stderr);
-            let why = why.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("no signature").trim().to_owned();
+            let why = why.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no signature").trim().to_owned();
             return Err(Error::unauthorized(format!(
                 "commit {id} is not signed by a trusted key ({why}); it will not be synced"
             )));

@@ -1,6 +1,8 @@
 //! flux-git's behaviour beyond the Source contract, against real remotes: racing writers,
 //! cheap refreshes, shallow mirrors, links, read-only mode, host keys, signatures, secrets.
 
+#![allow(clippy::unwrap_used)] // test helpers panic on setup failures by design
+
 mod secrets;
 mod signatures;
 mod transport;
