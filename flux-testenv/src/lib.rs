@@ -6,8 +6,12 @@
 //! message; in CI (`CI` or `FLUX_TEST_REQUIRE_SERVERS` set) it fails.
 
 mod process;
+#[cfg(feature = "registry")]
+mod registry;
 
 pub use process::{ServerProcess, free_port, wait_until};
+#[cfg(feature = "registry")]
+pub use registry::{CountingProxy, Fault, PushError, Pusher, TestRegistry};
 
 use std::path::PathBuf;
 
