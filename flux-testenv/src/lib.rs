@@ -7,8 +7,12 @@
 
 pub mod git;
 mod process;
+#[cfg(feature = "registry")]
+mod registry;
 
 pub use process::{ServerProcess, free_port, wait_until};
+#[cfg(feature = "registry")]
+pub use registry::{CountingProxy, Fault, PushError, Pusher, TestRegistry};
 
 use std::path::PathBuf;
 
