@@ -5,8 +5,10 @@
 //! goes through [`require`] when one is missing: outside CI the test is skipped with a loud
 //! message; in CI (`CI` or `FLUX_TEST_REQUIRE_SERVERS` set) it fails.
 
+pub mod kube;
 mod process;
 
+pub use kube::{KubeApiServer, kube_assets};
 pub use process::{ServerProcess, free_port, wait_until};
 
 use std::path::PathBuf;
