@@ -46,10 +46,8 @@ impl Shared {
         let mut results = Vec::with_capacity(objects.len());
         for wave in waves(objects, |o| is_foundation(o.group(), o.kind())) {
             let applies: Vec<_> = wave.iter().map(|o| self.apply_one(o, dry_run)).collect();
-            let outcomes: Vec<Result<ApplyOutcome>> = stream::iter(applies)
-                .buffered(self.options.concurrency)
-                .collect()
-                .await;
+            let outcomes: Vec<Result<ApplyOutcome>> =
+                stream::iter(applies).buffered(self.options.concurrency).collect().await;
             for (object, outcome) in wave.iter().zip(outcomes) {
                 results.push(ApplyResult { id: object.id().clone(), outcome: outcome? });
             }
@@ -58,7 +56,9 @@ impl Shared {
                 let crds = wave
                     .iter()
                     .zip(&results[start..])
-                    .filter(|(o, r)| o.kind() == "CustomResourceDefinition" && !matches!(r.outcome, ApplyOutcome::Failed { .. }))
+                    .filter(|(o, r)| {
+                        o.kind() == "CustomResourceDefinition" && !matches!(r.outcome, ApplyOutcome::Failed { .. })
+                    })
                     .map(|(o, _)| o);
                 for crd in crds {
                     self.await_crd(crd).await?;
@@ -87,7 +87,9 @@ impl Shared {
             Ok(response) if dry_run => Ok(dry_run_outcome(prior.as_ref(), &response)),
             Ok(response) => Ok(self.outcome(object.group(), &target, &response)),
             Err(Refusal::Fatal(e)) => Err(e),
-            Err(Refusal::Object(status)) if is_immutable(&status) && object.annotation(RECREATE_ANNOTATION) == Some("true") => {
+            Err(Refusal::Object(status))
+                if is_immutable(&status) && object.annotation(RECREATE_ANNOTATION) == Some("true") =>
+            {
                 if dry_run {
                     return Ok(ApplyOutcome::Configured);
                 }
@@ -153,7 +155,9 @@ impl Shared {
         }
         let gone = self.poll(|| async { matches!(self.fetch(target).await, Ok(None)) }).await;
         if !gone {
-            return Ok(ApplyOutcome::Failed { reason: format!("deleted to re-create, but still there after {SETTLE_TIMEOUT:?}") });
+            return Ok(ApplyOutcome::Failed {
+                reason: format!("deleted to re-create, but still there after {SETTLE_TIMEOUT:?}"),
+            });
         }
         match self.server_side_apply(target, body, false).await {
             Ok(response) => {
@@ -180,7 +184,8 @@ impl Shared {
         let text = |path: &str| crd.to_value().pointer(path).and_then(Value::as_str).map(str::to_owned);
         let (Some(group), Some(kind)) = (text("/spec/group"), text("/spec/names/kind")) else { return Ok(()) };
         let versions = crd.to_value().pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
-        let Some(version) = versions.iter().find_map(|v| v.get("name").and_then(Value::as_str)).map(str::to_owned) else {
+        let Some(version) = versions.iter().find_map(|v| v.get("name").and_then(Value::as_str)).map(str::to_owned)
+        else {
             return Ok(());
         };
         if !established {
@@ -232,10 +237,8 @@ impl Shared {
         };
         for wave in waves(references, foundation) {
             let deletes: Vec<_> = wave.iter().map(|r| self.delete_one(r, dry_run)).collect();
-            let outcomes: Vec<Result<DeleteOutcome>> = stream::iter(deletes)
-                .buffered(self.options.concurrency)
-                .collect()
-                .await;
+            let outcomes: Vec<Result<DeleteOutcome>> =
+                stream::iter(deletes).buffered(self.options.concurrency).collect().await;
             for (reference, outcome) in wave.iter().zip(outcomes) {
                 results.push(DeleteResult { id: reference.id.clone(), outcome: outcome? });
             }
@@ -262,8 +265,11 @@ impl Shared {
     }
 
     async fn delete_target(&self, target: &Target, dry_run: bool) -> Result<(), Refusal> {
-        let params =
-            DeleteParams { dry_run, propagation_policy: Some(self.options.propagation.clone()), ..DeleteParams::default() };
+        let params = DeleteParams {
+            dry_run,
+            propagation_policy: Some(self.options.propagation.clone()),
+            ..DeleteParams::default()
+        };
         let request = target
             .request()
             .delete(&target.name, &params)

@@ -86,7 +86,8 @@ impl KubeCluster {
     /// A handle from the environment: the kubeconfig `KUBECONFIG` names (or `~/.kube/config`),
     /// else the in-cluster service account.
     pub async fn infer(options: ClusterOptions) -> Result<Self> {
-        let config = kube::Config::infer().await.map_err(|e| Error::other_with("no Kubernetes configuration found", e))?;
+        let config =
+            kube::Config::infer().await.map_err(|e| Error::other_with("no Kubernetes configuration found", e))?;
         Self::from_config(config, options)
     }
 

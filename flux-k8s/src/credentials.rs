@@ -51,13 +51,15 @@ impl KubeCluster {
             .or_else(|| spec.get("serviceAccount"))
             .and_then(Value::as_str)
             .unwrap_or("default");
-        let account_ref = ObjectRef { api_version: "v1".into(), id: ResourceId::namespaced(&namespace, "ServiceAccount", account) };
+        let account_ref =
+            ObjectRef { api_version: "v1".into(), id: ResourceId::namespaced(&namespace, "ServiceAccount", account) };
         if let Some(account) = flux_core::Cluster::get(self, &account_ref).await? {
             secrets.extend(secret_names(account.pointer(&["imagePullSecrets"])));
         }
         let mut credentials = BTreeMap::new();
         for name in secrets {
-            let secret_ref = ObjectRef { api_version: "v1".into(), id: ResourceId::namespaced(&namespace, "Secret", &name) };
+            let secret_ref =
+                ObjectRef { api_version: "v1".into(), id: ResourceId::namespaced(&namespace, "Secret", &name) };
             let secret = match flux_core::Cluster::get(self, &secret_ref).await {
                 Ok(Some(secret)) => secret,
                 Ok(None) => {
@@ -119,7 +121,9 @@ pub fn docker_credentials(secret: &KubeObject) -> Result<Vec<RegistryCredential>
                 let pair = base64_decode(auth).and_then(|b| String::from_utf8(b).ok());
                 match pair.as_deref().and_then(|p| p.split_once(':')) {
                     Some((u, p)) => (u.to_owned(), p.to_owned()),
-                    None => return Err(Error::invalid(at(), format!("the auth of {host} is not base64 user:password"))),
+                    None => {
+                        return Err(Error::invalid(at(), format!("the auth of {host} is not base64 user:password")));
+                    }
                 }
             }
             _ => return Err(Error::invalid(at(), format!("no credentials for {host}"))),

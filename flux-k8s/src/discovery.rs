@@ -107,13 +107,14 @@ impl Kinds {
 
     async fn discover(&self) -> Result<Discovery> {
         if !self.legacy_only.load(Ordering::Acquire) {
+            // A server without aggregated discovery may answer the same URLs with the legacy
+            // documents, which read as an empty aggregated list: no core group means legacy.
             match Discovery::new(self.client.clone()).run_aggregated().await {
-                Ok(d) => return Ok(d),
-                Err(e) => {
-                    tracing::debug!(error = %e, "aggregated discovery unavailable; using legacy discovery");
-                    self.legacy_only.store(true, Ordering::Release);
-                }
+                Ok(d) if d.has_group("") => return Ok(d),
+                Ok(_) => tracing::debug!("aggregated discovery unavailable (empty answer); using legacy discovery"),
+                Err(e) => tracing::debug!(error = %e, "aggregated discovery unavailable; using legacy discovery"),
             }
+            self.legacy_only.store(true, Ordering::Release);
         }
         Discovery::new(self.client.clone()).run().await.map_err(|e| kube_error("API discovery", e))
     }

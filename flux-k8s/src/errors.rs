@@ -45,17 +45,16 @@ impl Refusal {
 
 /// A status as one line: its message, or its reason and code.
 fn describe(status: &Status) -> String {
-    if status.message.is_empty() {
-        format!("{} ({})", status.reason, status.code)
-    } else {
-        status.message.clone()
-    }
+    if status.message.is_empty() { format!("{} ({})", status.reason, status.code) } else { status.message.clone() }
 }
 
 /// Sorts an API status code: which failures end the whole call.
 pub(crate) fn refusal(status: Status) -> Refusal {
     match status.code {
-        401 => Refusal::Fatal(Error::unauthorized(format!("the API server refused the credentials: {}", describe(&status)))),
+        401 => Refusal::Fatal(Error::unauthorized(format!(
+            "the API server refused the credentials: {}",
+            describe(&status)
+        ))),
         429 => Refusal::Fatal(Error::RateLimited { retry_after: None }),
         code if code >= 500 && status.reason != "InternalError" => {
             Refusal::Fatal(Error::transient(format!("the API server failed: {}", describe(&status))))
@@ -68,9 +67,10 @@ pub(crate) fn refusal(status: Status) -> Refusal {
 pub(crate) fn from_kube(error: kube::Error) -> Refusal {
     match error {
         kube::Error::Api(status) => refusal(*status),
-        e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => {
-            Refusal::Fatal(Error::Transient { message: format!("cannot reach the API server: {e}"), source: Some(Box::new(e)) })
-        }
+        e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => Refusal::Fatal(Error::Transient {
+            message: format!("cannot reach the API server: {e}"),
+            source: Some(Box::new(e)),
+        }),
         e => Refusal::Fatal(Error::other_with("Kubernetes client error", e)),
     }
 }

@@ -14,16 +14,11 @@ use crate::request::send;
 impl Shared {
     /// Records one Event per created, configured or failed object (`Unchanged` ones are quiet).
     pub(crate) async fn record_events(&self, objects: &[KubeObject], results: &[ApplyResult]) {
-        let worth: Vec<_> = objects
-            .iter()
-            .zip(results)
-            .filter(|(_, r)| !matches!(r.outcome, ApplyOutcome::Unchanged))
-            .collect();
-        let records: Vec<_> = worth.into_iter().map(|(object, result)| self.record_event(object, &result.outcome)).collect();
-        stream::iter(records)
-            .buffer_unordered(self.options.concurrency)
-            .collect::<Vec<()>>()
-            .await;
+        let worth: Vec<_> =
+            objects.iter().zip(results).filter(|(_, r)| !matches!(r.outcome, ApplyOutcome::Unchanged)).collect();
+        let records: Vec<_> =
+            worth.into_iter().map(|(object, result)| self.record_event(object, &result.outcome)).collect();
+        stream::iter(records).buffer_unordered(self.options.concurrency).collect::<Vec<()>>().await;
     }
 
     async fn record_event(&self, object: &KubeObject, outcome: &ApplyOutcome) {
@@ -45,10 +40,11 @@ impl Shared {
             "reportingComponent": self.options.field_manager,
         });
         let path = format!("/api/v1/namespaces/{namespace}/events");
-        let request = match serde_json::to_vec(&event).map(|body| Request::new(path).create(&PostParams::default(), body)) {
-            Ok(Ok(request)) => request,
-            _ => return,
-        };
+        let request =
+            match serde_json::to_vec(&event).map(|body| Request::new(path).create(&PostParams::default(), body)) {
+                Ok(Ok(request)) => request,
+                _ => return,
+            };
         if let Err(e) = send(&self.client, request).await {
             tracing::warn!(object = %object.id(), error = %e.reason(), "cannot record an Event");
         }

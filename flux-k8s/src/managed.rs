@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::cluster::Shared;
 use crate::discovery::Kind;
-use crate::errors::{Refusal, from_kube};
+use crate::errors::Refusal;
 use crate::target::collection;
 
 const PAGE: u32 = 500;
@@ -82,10 +82,8 @@ impl Shared {
             }
         }
         let requests: Vec<_> = scopes.into_iter().map(|(kind, ns)| self.list_kind(kind, ns, selector)).collect();
-        let lists: Vec<Vec<Listed>> = stream::iter(requests)
-            .buffer_unordered(self.options.concurrency)
-            .try_collect()
-            .await?;
+        let lists: Vec<Vec<Listed>> =
+            stream::iter(requests).buffer_unordered(self.options.concurrency).try_collect().await?;
         Ok(lists.into_iter().flatten().collect())
     }
 
@@ -98,11 +96,13 @@ impl Shared {
             let request = collection(&kind, namespace.as_deref())
                 .list_metadata(&params)
                 .map_err(|e| Error::other_with("cannot build a list request", e))?;
-            let page: kube::core::ObjectList<PartialObjectMeta> = match self.client.request(request).await {
+            let page: kube::core::ObjectList<PartialObjectMeta> = match crate::request::fetch(&self.client, request)
+                .await
+            {
                 Ok(page) => page,
-                Err(e) => {
-                    return match from_kube(e) {
-                        Refusal::Object(status) if matches!(status.code, 403 | 404 | 405) => {
+                Err(refusal) => {
+                    return match refusal {
+                        Refusal::Object(status) if matches!(status.code, 403..=405) => {
                             tracing::debug!(kind = %kind.resource.kind, namespace = ?namespace, code = status.code, "not listable here: skipped");
                             Ok(items)
                         }
@@ -151,7 +151,9 @@ fn touches_desired_state(fields: &Value) -> bool {
         "f:status" => false,
         "f:metadata" => value.as_object().is_some_and(|m| {
             m.iter().any(|(field, keys)| match field.as_str() {
-                "f:labels" | "f:annotations" => keys.as_object().is_some_and(|k| k.keys().any(|k| k != "." && !is_kubernetes_key(k))),
+                "f:labels" | "f:annotations" => {
+                    keys.as_object().is_some_and(|k| k.keys().any(|k| k != "." && !is_kubernetes_key(k)))
+                }
                 _ => false,
             })
         }),
@@ -163,7 +165,10 @@ fn touches_desired_state(fields: &Value) -> bool {
 fn is_kubernetes_key(field: &str) -> bool {
     let key = field.strip_prefix("f:").unwrap_or(field);
     key.split_once('/').is_some_and(|(prefix, _)| {
-        prefix == "kubernetes.io" || prefix.ends_with(".kubernetes.io") || prefix == "k8s.io" || prefix.ends_with(".k8s.io")
+        prefix == "kubernetes.io"
+            || prefix.ends_with(".kubernetes.io")
+            || prefix == "k8s.io"
+            || prefix.ends_with(".k8s.io")
     })
 }
 

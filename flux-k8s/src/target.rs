@@ -26,7 +26,10 @@ impl Target {
                 return Ok(Err(format!("{} is namespaced: metadata.namespace is required", kind.resource.kind)));
             }
             (false, Some(ns)) => {
-                return Ok(Err(format!("{} is cluster-scoped but the object names namespace {ns:?}", kind.resource.kind)));
+                return Ok(Err(format!(
+                    "{} is cluster-scoped but the object names namespace {ns:?}",
+                    kind.resource.kind
+                )));
             }
             (_, ns) => ns.map(str::to_owned),
         };

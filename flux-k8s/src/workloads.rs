@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::cluster::Shared;
 use crate::discovery::Kind;
-use crate::errors::{Refusal, from_kube};
+use crate::errors::Refusal;
 use crate::target::collection;
 
 /// Workload kinds by apiVersion, first served version of a kind wins.
@@ -56,18 +56,22 @@ impl Shared {
         let mut objects = Vec::new();
         let mut params = kube::api::ListParams::default().limit(500);
         loop {
-            let request = collection(kind, namespace).list(&params).map_err(|e| flux_core::Error::other_with("cannot build a list request", e))?;
-            let page: kube::core::ObjectList<kube::api::DynamicObject> = match self.client.request(request).await {
-                Ok(page) => page,
-                Err(e) => {
-                    return match from_kube(e) {
-                        Refusal::Object(status) if matches!(status.code, 403 | 404) => Ok(objects),
-                        refusal => Err(refusal.into_error(&format!("listing {}", kind.resource.kind))),
-                    };
-                }
-            };
+            let request = collection(kind, namespace)
+                .list(&params)
+                .map_err(|e| flux_core::Error::other_with("cannot build a list request", e))?;
+            let page: kube::core::ObjectList<kube::api::DynamicObject> =
+                match crate::request::fetch(&self.client, request).await {
+                    Ok(page) => page,
+                    Err(refusal) => {
+                        return match refusal {
+                            Refusal::Object(status) if matches!(status.code, 403 | 404) => Ok(objects),
+                            refusal => Err(refusal.into_error(&format!("listing {}", kind.resource.kind))),
+                        };
+                    }
+                };
             for item in page.items {
-                let mut body = serde_json::to_value(&item).map_err(|e| flux_core::Error::other_with("cannot read a listed object", e))?;
+                let mut body = serde_json::to_value(&item)
+                    .map_err(|e| flux_core::Error::other_with("cannot read a listed object", e))?;
                 // Lists leave out each item's apiVersion and kind.
                 if let Some(map) = body.as_object_mut() {
                     map.insert("apiVersion".into(), Value::String(kind.resource.api_version.clone()));

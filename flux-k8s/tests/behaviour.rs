@@ -27,11 +27,23 @@ fn behaves_against_a_real_api_server() {
 }
 
 fn core(kind: &str, plural: &str) -> ApiResource {
-    ApiResource { group: String::new(), version: "v1".into(), api_version: "v1".into(), kind: kind.into(), plural: plural.into() }
+    ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
 }
 
 fn apps(kind: &str, plural: &str) -> ApiResource {
-    ApiResource { group: "apps".into(), version: "v1".into(), api_version: "apps/v1".into(), kind: kind.into(), plural: plural.into() }
+    ApiResource {
+        group: "apps".into(),
+        version: "v1".into(),
+        api_version: "apps/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
 }
 
 /// Another writer (a merge patch, as `kubectl edit` makes) under its own field manager.
@@ -52,7 +64,8 @@ async fn drift_from_another_writer_is_seen_and_cleared(cluster: &KubeCluster) {
     assert!(drifted(&cluster.managed(&identity).await.expect("managed")).is_empty());
 
     // A status write (what controllers do) is not drift.
-    let deployments: Api<DynamicObject> = Api::namespaced_with(cluster.client().clone(), "drift", &apps("Deployment", "deployments"));
+    let deployments: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client().clone(), "drift", &apps("Deployment", "deployments"));
     let status = json!({"status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}});
     let params = PatchParams { field_manager: Some("kube-controller-manager".into()), ..PatchParams::default() };
     deployments.patch_status("web", &params, &Patch::Merge(&status)).await.expect("status write");
@@ -63,7 +76,11 @@ async fn drift_from_another_writer_is_seen_and_cleared(cluster: &KubeCluster) {
     let expected = vec![cm.id().to_string()];
     assert_eq!(drifted(&cluster.managed(&identity).await.expect("managed")), expected);
     let fresh = KubeCluster::new(cluster.client().clone(), ClusterOptions::default());
-    assert_eq!(drifted(&fresh.managed(&identity).await.expect("managed")), expected, "drift needs no memory of the handle");
+    assert_eq!(
+        drifted(&fresh.managed(&identity).await.expect("managed")),
+        expected,
+        "drift needs no memory of the handle"
+    );
 
     // Applying puts the value back and clears the flag.
     assert_eq!(apply_ok(cluster, std::slice::from_ref(&cm)).await, [ApplyOutcome::Configured]);
@@ -72,9 +89,20 @@ async fn drift_from_another_writer_is_seen_and_cleared(cluster: &KubeCluster) {
     assert!(drifted(&cluster.managed(&identity).await.expect("managed")).is_empty(), "an apply clears drift");
 
     // A label added by hand (not a Kubernetes bookkeeping one) is drift; a no-op apply clears it.
-    hand_edit(cluster, &apps("Deployment", "deployments"), "drift", "web", json!({"metadata": {"labels": {"team": "x"}}})).await;
+    hand_edit(
+        cluster,
+        &apps("Deployment", "deployments"),
+        "drift",
+        "web",
+        json!({"metadata": {"labels": {"team": "x"}}}),
+    )
+    .await;
     assert_eq!(drifted(&cluster.managed(&identity).await.expect("managed")), vec![web.id().to_string()]);
-    assert_eq!(apply_ok(cluster, std::slice::from_ref(&web)).await, [ApplyOutcome::Unchanged], "our fields still match");
+    assert_eq!(
+        apply_ok(cluster, std::slice::from_ref(&web)).await,
+        [ApplyOutcome::Unchanged],
+        "our fields still match"
+    );
     assert!(drifted(&cluster.managed(&identity).await.expect("managed")).is_empty());
 }
 
@@ -97,7 +125,11 @@ async fn immutable_fields_fail_unless_annotated_for_recreate(cluster: &KubeClust
     let dry = cluster.apply(std::slice::from_ref(&moved), WriteOptions { dry_run: true }).await.expect("dry run");
     assert_eq!(outcomes(&dry), [ApplyOutcome::Configured]);
     let before = cluster.get(&ObjectRef::of(&moved)).await.expect("get").expect("exists");
-    assert_eq!(before.pointer(&["spec", "selector", "matchLabels", "app"]), Some(&json!("api")), "a dry run re-creates nothing");
+    assert_eq!(
+        before.pointer(&["spec", "selector", "matchLabels", "app"]),
+        Some(&json!("api")),
+        "a dry run re-creates nothing"
+    );
 
     assert_eq!(apply_ok(cluster, std::slice::from_ref(&moved)).await, [ApplyOutcome::Configured]);
     let after = cluster.get(&ObjectRef::of(&moved)).await.expect("get").expect("re-created");
@@ -116,7 +148,9 @@ async fn a_crd_and_its_resources_apply_in_one_call(cluster: &KubeCluster) {
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
     }));
     let gadget = |name: &str| {
-        object(json!({"apiVersion": "test.flux.example.com/v1", "kind": "Gadget", "metadata": {"name": name, "namespace": "gadgets"}, "spec": {"size": 1}}))
+        object(
+            json!({"apiVersion": "test.flux.example.com/v1", "kind": "Gadget", "metadata": {"name": name, "namespace": "gadgets"}, "spec": {"size": 1}}),
+        )
     };
     let objects = [namespace("gadgets"), crd, gadget("one"), gadget("two")];
     let outcomes = apply_ok(cluster, &objects).await;
@@ -139,22 +173,31 @@ async fn workloads_report_status_images_and_pull_credentials(cluster: &KubeClust
     value["spec"]["template"]["spec"]["imagePullSecrets"] = json!([{"name": "pod-pull"}, {"name": "missing"}]);
     value["spec"]["template"]["spec"]["serviceAccountName"] = json!("builder");
     web = object(value);
-    let account = object(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": "apps"},
-        "imagePullSecrets": [{"name": "sa-pull"}]}));
-    let job = object(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "apps"},
-        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "busybox:1.36"}]}}}}));
-    let cron = object(json!({"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "tick", "namespace": "apps"},
+    let account = object(
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": "apps"},
+        "imagePullSecrets": [{"name": "sa-pull"}]}),
+    );
+    let job = object(
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "apps"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "busybox:1.36"}]}}}}),
+    );
+    let cron = object(
+        json!({"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "tick", "namespace": "apps"},
         "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
-            "containers": [{"name": "t", "image": "alpine:3.20"}]}}}}}}));
-    apply_ok(cluster, &[
-        namespace("apps"),
-        secret("pod-pull", config("registry.example.com", "robot", "pod-secret-pw")),
-        secret("sa-pull", config("https://index.docker.io/v1/", "hub", "sa-secret-pw")),
-        account,
-        web.clone(),
-        job,
-        cron,
-    ])
+            "containers": [{"name": "t", "image": "alpine:3.20"}]}}}}}}),
+    );
+    apply_ok(
+        cluster,
+        &[
+            namespace("apps"),
+            secret("pod-pull", config("registry.example.com", "robot", "pod-secret-pw")),
+            secret("sa-pull", config("https://index.docker.io/v1/", "hub", "sa-secret-pw")),
+            account,
+            web.clone(),
+            job,
+            cron,
+        ],
+    )
     .await;
 
     let workloads = cluster.workloads(Some("apps")).await.expect("workloads");
@@ -164,12 +207,14 @@ async fn workloads_report_status_images_and_pull_credentials(cluster: &KubeClust
     assert_eq!(workloads[1].status, WorkloadStatus::Unknown, "no controller has written a status yet");
 
     // What a controller would write: the rollout is then done.
-    let deployments: Api<DynamicObject> = Api::namespaced_with(cluster.client().clone(), "apps", &apps("Deployment", "deployments"));
+    let deployments: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client().clone(), "apps", &apps("Deployment", "deployments"));
     let status = json!({"status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}});
     deployments.patch_status("web", &PatchParams::default(), &Patch::Merge(&status)).await.expect("status write");
     let workloads = cluster.workloads(Some("apps")).await.expect("workloads");
     assert_eq!(workloads[1].status, WorkloadStatus::Ready);
-    let rolling = json!({"status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}});
+    let rolling =
+        json!({"status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}});
     deployments.patch_status("web", &PatchParams::default(), &Patch::Merge(&rolling)).await.expect("status write");
     assert_eq!(cluster.workloads(Some("apps")).await.expect("workloads")[1].status, WorkloadStatus::RollingOut);
 
@@ -188,7 +233,8 @@ async fn events_are_recorded_when_asked(server: &KubeApiServer) {
     let cluster = cluster(server, ADMIN, options).await;
     apply_ok(&cluster, &[namespace("evented"), config_map("evented", "settings", "a")]).await;
     apply_ok(&cluster, &[config_map("evented", "settings", "a")]).await;
-    let events: Api<DynamicObject> = Api::namespaced_with(cluster.client().clone(), "evented", &core("Event", "events"));
+    let events: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client().clone(), "evented", &core("Event", "events"));
     let list = events.list(&ListParams::default()).await.expect("list events");
     let about: Vec<_> = list
         .items

@@ -38,7 +38,8 @@ fn a_no_op_sync_makes_zero_writes() {
         // What a sync does when nothing changed: list what it manages, find every checksum
         // recorded and nothing drifted, and so apply nothing.
         for fresh in [false, true] {
-            let handle = if fresh { common::cluster(&server, ADMIN, ClusterOptions::default()).await } else { cluster.clone() };
+            let handle =
+                if fresh { common::cluster(&server, ADMIN, ClusterOptions::default()).await } else { cluster.clone() };
             let managed = handle.managed(&identity).await.expect("managed");
             assert_eq!(managed.len(), objects.len());
             assert!(managed.iter().all(|m| !m.drifted), "nothing drifted (fresh handle: {fresh}): {managed:?}");

@@ -37,7 +37,8 @@ fn a_restricted_identity_syncs_and_prunes_only_its_namespaces() {
         let elsewhere = owned(config_map("team-c", "outside", "x"), &identity, "o");
         apply_ok(&admin, std::slice::from_ref(&elsewhere)).await;
 
-        let restricted = cluster(&server, RESTRICTED, ClusterOptions::default().restricted_to(["team-a", "team-b"])).await;
+        let restricted =
+            cluster(&server, RESTRICTED, ClusterOptions::default().restricted_to(["team-a", "team-b"])).await;
         let keep = owned(deployment("team-a", "web", "nginx:1.25"), &identity, "w");
         let prune = owned(config_map("team-b", "old", "1"), &identity, "o1");
         let settings = owned(config_map("team-b", "settings", "1"), &identity, "s1");
@@ -47,7 +48,11 @@ fn a_restricted_identity_syncs_and_prunes_only_its_namespaces() {
             .await
             .expect("apply");
         assert_eq!(outcomes(&results[..3]), vec![ApplyOutcome::Created; 3]);
-        assert!(matches!(&results[3].outcome, ApplyOutcome::Failed { reason } if reason.contains("forbidden")), "{:?}", results[3]);
+        assert!(
+            matches!(&results[3].outcome, ApplyOutcome::Failed { reason } if reason.contains("forbidden")),
+            "{:?}",
+            results[3]
+        );
 
         let managed = restricted.managed(&identity).await.expect("managed works without cluster-wide rights");
         let ids: Vec<_> = managed.iter().map(|m| m.reference.id.to_string()).collect();

@@ -72,7 +72,8 @@ impl KubeApiServer {
             .expect("run openssl");
         assert!(status.status.success(), "openssl failed: {}", String::from_utf8_lossy(&status.stderr));
         let users = [(ADMIN, "system:masters"), (RESTRICTED, "flux-restricted-group")];
-        let tokens: String = users.iter().map(|(user, group)| format!("{},{user},{user},\"{group}\"\n", token(user))).collect();
+        let tokens: String =
+            users.iter().map(|(user, group)| format!("{},{user},{user},\"{group}\"\n", token(user))).collect();
         fs::write(d.join("tokens.csv"), tokens).expect("write tokens.csv");
         fs::write(d.join("audit-policy.yaml"), AUDIT_POLICY).expect("write the audit policy");
 
@@ -173,6 +174,20 @@ impl KubeApiServer {
     }
 }
 
+impl Drop for KubeApiServer {
+    fn drop(&mut self) {
+        // A failed test is easier to read with the server's side of the story.
+        if std::thread::panicking() {
+            let log = self.apiserver.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- last lines of kube-apiserver's log ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 /// A per-user token: test servers are throwaway, the token only has to differ between users.
 fn token(user: &str) -> String {
     format!("{user}-token-0123456789")
@@ -185,13 +200,16 @@ fn count_writes(log: &str, user: &str) -> usize {
     log.lines()
         .filter(|l| l.contains("\"stage\":\"ResponseComplete\"") && l.contains(&by_user))
         .filter(|l| {
-            ["create", "update", "patch", "delete", "deletecollection"].iter().any(|v| l.contains(&format!("\"verb\":\"{v}\"")))
+            ["create", "update", "patch", "delete", "deletecollection"]
+                .iter()
+                .any(|v| l.contains(&format!("\"verb\":\"{v}\"")))
         })
         .count()
 }
 
 /// Every request at `Metadata` level, recorded once (when complete).
-const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [\"RequestReceived\"]\nrules:\n- level: Metadata\n";
+const AUDIT_POLICY: &str =
+    "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [\"RequestReceived\"]\nrules:\n- level: Metadata\n";
 
 #[cfg(test)]
 mod tests {

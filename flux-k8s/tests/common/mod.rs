@@ -33,7 +33,9 @@ pub fn namespace(name: &str) -> KubeObject {
 }
 
 pub fn config_map(ns: &str, name: &str, value: &str) -> KubeObject {
-    object(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": {"value": value}}))
+    object(
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": {"value": value}}),
+    )
 }
 
 pub fn deployment(ns: &str, name: &str, image: &str) -> KubeObject {
