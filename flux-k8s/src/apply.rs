@@ -111,12 +111,17 @@ impl Shared {
         send(&self.client, request).await
     }
 
-    /// Created when the server says so (201); Unchanged when the object's resourceVersion is the
-    /// one our last apply left, or when our field manager's entry was not touched by this apply
-    /// (its time is older than the response); Configured otherwise.
+    /// Created when the server says so (201). Unchanged when the object's resourceVersion is the
+    /// last one this handle saw (listed by `managed` or left by an apply): nothing was written;
+    /// or when our field manager's `managedFields` entry is older than the second before the
+    /// response: this apply changed none of our fields. Configured otherwise, which includes the
+    /// rare no-op whose object someone else wrote within a second of our previous change, since
+    /// the last time this handle looked.
     fn outcome(&self, group: &str, target: &Target, response: &Response) -> ApplyOutcome {
+        let id = target.id();
         let version = resource_version(&response.body);
-        let previous = self.remember(group, &target.id(), version.clone());
+        self.applied.set(group, &id, version.clone());
+        let previous = self.seen.set(group, &id, version.clone());
         if response.code == 201 {
             return ApplyOutcome::Created;
         }
@@ -161,7 +166,9 @@ impl Shared {
         }
         match self.server_side_apply(target, body, false).await {
             Ok(response) => {
-                self.remember(group, &target.id(), resource_version(&response.body));
+                let version = resource_version(&response.body);
+                self.applied.set(group, &target.id(), version.clone());
+                self.seen.set(group, &target.id(), version);
                 Ok(ApplyOutcome::Configured)
             }
             Err(Refusal::Fatal(e)) => Err(e),
@@ -254,7 +261,9 @@ impl Shared {
         match self.delete_target(&target, dry_run).await {
             Ok(()) => {
                 if !dry_run {
-                    self.remember(flux_core::kinds::api_group(&reference.api_version), &target.id(), None);
+                    let group = flux_core::kinds::api_group(&reference.api_version);
+                    self.applied.set(group, &target.id(), None);
+                    self.seen.set(group, &target.id(), None);
                 }
                 Ok(DeleteOutcome::Deleted)
             }

@@ -32,25 +32,31 @@ pub(crate) struct Shared {
     pub(crate) options: ClusterOptions,
     /// The `resourceVersion` each object had right after this handle last applied it, by API
     /// group and id: a match means nobody wrote the object since.
-    pub(crate) applied: Mutex<HashMap<(String, ResourceId), String>>,
+    pub(crate) applied: Versions,
+    /// The latest `resourceVersion` this handle saw of each object (listed or applied): an apply
+    /// that leaves it as it was wrote nothing.
+    pub(crate) seen: Versions,
 }
 
-impl Shared {
-    /// Remembers (or forgets, with `None`) the resourceVersion after our own write; returns the
-    /// previous one.
-    pub(crate) fn remember(&self, group: &str, id: &ResourceId, version: Option<String>) -> Option<String> {
-        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+/// resourceVersions by API group and object id.
+#[derive(Default)]
+pub(crate) struct Versions(Mutex<HashMap<(String, ResourceId), String>>);
+
+impl Versions {
+    /// Records (or forgets, with `None`) an object's version; returns the previous one.
+    pub(crate) fn set(&self, group: &str, id: &ResourceId, version: Option<String>) -> Option<String> {
+        let mut versions = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let key = (group.to_owned(), id.clone());
         match version {
-            Some(v) => applied.insert(key, v),
-            None => applied.remove(&key),
+            Some(v) => versions.insert(key, v),
+            None => versions.remove(&key),
         }
     }
 
-    /// The resourceVersion after our own last apply.
-    pub(crate) fn remembered(&self, group: &str, id: &ResourceId) -> Option<String> {
-        let applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
-        applied.get(&(group.to_owned(), id.clone())).cloned()
+    /// An object's recorded version.
+    pub(crate) fn get(&self, group: &str, id: &ResourceId) -> Option<String> {
+        let versions = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        versions.get(&(group.to_owned(), id.clone())).cloned()
     }
 }
 
@@ -68,7 +74,13 @@ impl KubeCluster {
     /// A handle on `client`.
     pub fn new(client: Client, options: ClusterOptions) -> Self {
         let options = ClusterOptions { concurrency: options.concurrency.max(1), ..options };
-        let shared = Shared { kinds: Kinds::new(client.clone()), client, options, applied: Mutex::new(HashMap::new()) };
+        let shared = Shared {
+            kinds: Kinds::new(client.clone()),
+            client,
+            options,
+            applied: Versions::default(),
+            seen: Versions::default(),
+        };
         KubeCluster { shared: Arc::new(shared) }
     }
 

@@ -57,7 +57,9 @@ impl Shared {
         let name = metadata.name.clone().unwrap_or_default();
         let id = ResourceId::new(metadata.namespace.as_deref(), &item.kind.resource.kind, &name);
         let annotations: BTreeMap<String, String> = metadata.annotations.clone().unwrap_or_default();
-        let ours = self.remembered(&item.kind.resource.group, &id);
+        let group = &item.kind.resource.group;
+        self.seen.set(group, &id, metadata.resource_version.clone());
+        let ours = self.applied.get(group, &id);
         let drifted = if ours.is_some() && ours == metadata.resource_version {
             false
         } else {
