@@ -1,0 +1,35 @@
+//! Manifests: the Kubernetes objects a repository's YAML and JSON files describe, the workloads
+//! among them with their images and policies, tag filters, and lossless edits of the YAML text.
+//!
+//! Everything here is a pure function of file contents; nothing does I/O.
+//!
+//! - [`read_manifests`] parses every manifest file of a revision into [`Manifest`]s. Any error
+//!   anywhere makes the whole revision unusable ([`ManifestErrors`]): a partial set of objects
+//!   would make the sync engine prune what it failed to read.
+//! - [`workloads`] finds the workloads among them, their containers' images and their
+//!   [`Policies`](crate::Policies).
+//! - [`CompiledFilter`] matches tags against a [`TagFilter`](crate::TagFilter) and picks the latest.
+//! - [`edit`] changes one value in a file's text and nothing else.
+//!
+//! # Symbolic links
+//!
+//! A [`SourceFile`](crate::SourceFile) carries a path and bytes, not whether the path was a link:
+//! a [`Source`](crate::Source) adapter must refuse links that point out of the repository (its
+//! contract says so). At this level every path is checked with
+//! [`normalize_path`](crate::source::normalize_path): absolute paths and `..` are errors.
+
+pub mod edit;
+mod errors;
+mod helm;
+mod policies;
+mod reader;
+mod tags;
+mod workloads;
+mod yaml;
+
+pub use errors::ManifestErrors;
+pub use helm::{CHART_IMAGE, HelmImagePaths, is_helm_release};
+pub use policies::{LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
+pub use reader::{Manifest, ManifestOptions, is_manifest_path, read_manifests};
+pub use tags::{CompiledFilter, LATEST, SortOrder, TagCandidate, parse_version};
+pub use workloads::{ContainerLocator, ContainerManifest, WorkloadManifest, workloads};
