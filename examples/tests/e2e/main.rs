@@ -1,0 +1,195 @@
+//! End to end, all real: `git daemon`, `docker-registry`, `kube-apiserver` + `etcd`, and the
+//! built `fluxd` and `fluxctl` binaries. One test, in stages, because the servers are costly.
+
+mod fixtures;
+mod harness;
+
+use flux_testenv::wait_until;
+use harness::{Fluxd, PATIENCE, Servers, TOKEN, text};
+use serde_json::{Value, json};
+
+const T1: &str = "2024-01-01T00:00:00Z";
+const T2: &str = "2024-02-01T00:00:00Z";
+const T3: &str = "2024-03-01T00:00:00Z";
+
+/// The image of container `container` of workload `id` as `fluxctl list-workloads` shows it.
+fn running_image(fluxd: &Fluxd, id: &str, container: &str) -> Option<String> {
+    let out = fluxd.fluxctl(&["list-workloads", "--all-namespaces", "-o", "json"]);
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).ok()?;
+    let w = list.iter().find(|w| w["id"] == id)?;
+    let running = w["status"].is_object();
+    let c = w["containers"].as_array()?.iter().find(|c| c["name"] == container)?;
+    running.then(|| c["image"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fluxd_and_fluxctl_do_the_whole_job() {
+    let Some(servers) = Servers::start() else { return };
+    let reg = servers.registry.host().to_owned();
+    servers.push("demo/app:1.0.0", T1).await;
+    servers.push("demo/web:v1.0", T1).await;
+    let files = fixtures::manifests(&reg);
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    servers.commit(&refs, "Add the demo app");
+
+    // --dry-run writes nothing anywhere: no object, no commit, no marker.
+    let before = servers.repo.head();
+    let out = servers.fluxd_once(&["--dry-run"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("apply demo:deployment/app"), "the plan lists the workloads");
+    assert!(servers.get("v1", "<cluster>:namespace/demo").await.is_none(), "a dry run applied something");
+    assert_eq!(servers.repo.head(), before);
+    assert!(servers.repo.git(&["tag", "--list"]).is_empty(), "a dry run moved the sync marker");
+
+    // The daemon syncs everything at start.
+    let fluxd = Fluxd::start(
+        &servers,
+        &["--git-poll-interval=1s", "--sync-interval=2s", "--automation-interval=1h", "--sync-garbage-collection"],
+    );
+    let app = format!("{reg}/demo/app");
+    assert!(
+        wait_until(PATIENCE, || running_image(&fluxd, "demo:deployment/app", "app").as_deref()
+            == Some(&format!("{app}:1.0.0"))),
+        "the initial sync did not bring the app up:\n{}",
+        fluxd.log()
+    );
+    for (api, id) in [
+        ("v1", "demo:service/app"),
+        ("batch/v1beta1", "demo:cronjob/nightly"),
+        ("helm.fluxcd.io/v1", "demo:helmrelease/chart"),
+        ("apps/v1", "demo:deployment/frozen"),
+    ] {
+        assert!(servers.get(api, id).await.is_some(), "{id} was not synced");
+    }
+    let listed = fluxd.fluxctl_ok(&["list-workloads", "-n", "demo"]);
+    assert!(listed.starts_with("WORKLOAD"), "a table: {listed}");
+    assert!(listed.contains("demo:deployment/frozen") && listed.contains("automated,locked"));
+
+    // The API refuses a missing or wrong token; health needs none.
+    assert_eq!(fluxd.get("/api/v1/workloads", None).await.0, 401);
+    assert_eq!(fluxd.get("/api/v1/workloads", Some("wrong")).await.0, 401);
+    assert_eq!(fluxd.get("/api/v1/export", Some("e2e-token-5f2b9")).await.0, 401);
+    assert_eq!(fluxd.get("/healthz", None).await.0, 200);
+    let (status, export) = fluxd.get("/api/v1/export", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    assert!(export.contains("name: frozen") && !export.contains("managedFields"), "export: {export}");
+    let wrong_token = fluxd.fluxctl(&["--token", "nope", "list-workloads"]);
+    assert!(!wrong_token.status.success());
+    assert_eq!(text(&wrong_token.stderr).lines().count(), 1, "errors are one line");
+
+    // New tags; the registry's notification starts an automation pass at once.
+    servers.push("demo/app:1.2.0", T2).await;
+    servers.push("demo/app:2.0.0", T3).await;
+    servers.push("demo/web:v1.1", T2).await;
+    servers.push("demo/web:v2.0", T3).await;
+    let images = fluxd.fluxctl_ok(&["list-images", "-w", "demo:deployment/app"]);
+    assert!(images.contains("'-> 1.0.0") && images.contains("|   2.0.0"), "list-images: {images}");
+    let before = servers.repo.head();
+    let event = json!({"events": [{"action": "push", "target": {"repository": "demo/app", "tag": "1.2.0"}}]});
+    assert_eq!(fluxd.post("/api/v1/notify/registry", &event).await.0, 202);
+    let after = servers.wait_for_commit(&before);
+    let expected = format!(
+        "--- a/deploy/app.yaml\n+++ b/deploy/app.yaml\n-        image: {app}:1.0.0\n+        image: {app}:1.2.0\n\
+         --- a/deploy/chart.yaml\n+++ b/deploy/chart.yaml\n-    image: {app}:1.0.0\n+    image: {app}:1.2.0\n\
+         --- a/deploy/web.yaml\n+++ b/deploy/web.yaml\n-        image: {reg}/demo/web:v1.0\n+        image: {reg}/demo/web:v1.1\n"
+    );
+    assert_eq!(servers.changed_lines(&before, &after), expected, "automation changed exactly the image lines");
+    assert!(
+        wait_until(PATIENCE, || running_image(&fluxd, "demo:deployment/app", "app").as_deref()
+            == Some(&format!("{app}:1.2.0"))),
+        "the cluster did not follow the automation commit"
+    );
+
+    // Policies through fluxctl, each one commit changing one annotation.
+    let mut head = servers.repo.head();
+    for (args, lines) in [
+        (
+            vec!["lock", "-w", "demo:deployment/web", "-m", "hold on"],
+            vec!["+    fluxcd.io/locked: \"true\"", "+    fluxcd.io/locked_msg: hold on"],
+        ),
+        (
+            vec!["unlock", "-w", "demo:deployment/web"],
+            vec!["-    fluxcd.io/locked: \"true\"", "-    fluxcd.io/locked_msg: hold on"],
+        ),
+        (vec!["deautomate", "-w", "demo:deployment/web"], vec!["-    fluxcd.io/automated: \"true\""]),
+        (vec!["automate", "-w", "demo:deployment/web"], vec!["+    fluxcd.io/automated: \"true\""]),
+        (
+            vec!["policy", "-w", "demo:deployment/web", "--tag", "web=glob:v2.*"],
+            vec!["-    fluxcd.io/tag.web: glob:v1.*", "+    fluxcd.io/tag.web: glob:v2.*"],
+        ),
+    ] {
+        let out = fluxd.fluxctl_ok(&args);
+        assert!(out.contains("Commit pushed"), "{args:?}: {out}");
+        let new = servers.repo.head();
+        let changed = servers.changed_lines(&head, &new);
+        let body: Vec<&str> = changed.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")).collect();
+        let mut want = lines.clone();
+        want.sort_unstable();
+        let mut got = body.clone();
+        got.sort_unstable();
+        assert_eq!(got, want, "{args:?} changed: {changed}");
+        assert!(changed.contains("deploy/web.yaml") && changed.matches("+++").count() == 1);
+        head = new;
+    }
+
+    // A release to a locked workload is refused without --force.
+    let refused = fluxd.fluxctl(&["release", "-w", "demo:deployment/frozen", "-i", &format!("{app}:1.2.0")]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("locked"), "{}", text(&refused.stderr));
+    assert_eq!(servers.repo.head(), head, "a refused release committed");
+    fluxd.fluxctl_ok(&["release", "-w", "demo:deployment/frozen", "-i", &format!("{app}:1.2.0"), "--force"]);
+    let new = servers.repo.head();
+    assert_eq!(
+        servers.changed_lines(&head, &new),
+        format!(
+            "--- a/deploy/frozen.yaml\n+++ b/deploy/frozen.yaml\n-        image: {app}:1.0.0\n+        image: {app}:1.2.0\n"
+        )
+    );
+    head = new;
+
+    // A release with --watch returns once the cluster runs the new image.
+    let out = fluxd.fluxctl_ok(&[
+        "release",
+        "-w",
+        "demo:cronjob/nightly",
+        "-i",
+        &format!("{app}:2.0.0"),
+        "--watch",
+        "--user",
+        "jane",
+        "-m",
+        "nightly",
+    ]);
+    assert!(out.contains("success"), "{out}");
+    assert_eq!(running_image(&fluxd, "demo:cronjob/nightly", "report"), Some(format!("{app}:2.0.0")));
+    let message = servers.repo.git(&["log", "-1", "--format=%B"]);
+    assert!(message.contains("jane") && message.contains("nightly"), "the commit records who and why: {message}");
+    assert_ne!(servers.repo.head(), head);
+
+    // A manifest removed from git is pruned (GC on).
+    servers.delete("deploy/extra.yaml", "Drop extra");
+    let mut pruned = false;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !pruned && tokio::time::Instant::now() < deadline {
+        pruned = servers.get("v1", "demo:configmap/extra").await.is_none();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(pruned, "the removed ConfigMap was not pruned:\n{}", fluxd.log());
+
+    // Broken YAML: the sync fails loudly and deletes nothing.
+    servers.commit(&[("deploy/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: [oops\n")], "Break it");
+    let broken = fluxd.fluxctl(&["sync"]);
+    assert!(!broken.status.success());
+    assert!(text(&broken.stderr).contains("broken.yaml"), "the error names the file: {}", text(&broken.stderr));
+    assert!(servers.get("v1", "demo:configmap/config").await.is_some(), "a broken revision deleted objects");
+    servers.delete("deploy/broken.yaml", "Fix it");
+    fluxd.fluxctl_ok(&["sync"]);
+    fluxd.terminate();
+
+    // GC dry-run only reports: a one-shot run with the object gone from git.
+    servers.delete("deploy/config.yaml", "Drop config");
+    let out = servers.fluxd_once(&["--once", "--sync-garbage-collection-dry"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("demo:configmap/config would be pruned"), "{}", text(&out.stdout));
+    assert!(servers.get("v1", "demo:configmap/config").await.is_some(), "GC dry-run deleted");
+}
