@@ -40,7 +40,7 @@ fn app_manifest(image: &str) -> String {
 }
 
 const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: quickstart\n";
-const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: hello\n  namespace: quickstart\nspec:\n  selector:\n    app: hello\n  ports:\n  - port: 80\n";
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: hello\n  namespace: quickstart\nspec:\n  selector:\n    app: hello\n  ports:\n  - port: 80\n    protocol: TCP\n";
 
 /// The binaries next to this one (`target/<profile>/examples/`), built if missing.
 fn sibling(name: &str) -> Result<PathBuf, String> {

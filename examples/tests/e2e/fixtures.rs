@@ -2,7 +2,7 @@
 //! glob filters), a locked one, a CronJob, a HelmRelease (with its CRD) and services.
 
 /// `(path, content)` of every manifest, with images in the registry `reg`.
-pub fn manifests(reg: &str) -> Vec<(String, String)> {
+pub(crate) fn manifests(reg: &str) -> Vec<(String, String)> {
     vec![
         ("deploy/namespace.yaml".into(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n".into()),
         (
@@ -64,7 +64,7 @@ fn deployment(name: &str, image: &str, notes: &[(&str, &str)]) -> String {
 
 fn service(name: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: demo\nspec:\n  selector:\n    app: {name}\n  ports:\n  - port: 80\n"
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: demo\nspec:\n  selector:\n    app: {name}\n  ports:\n  - port: 80\n    protocol: TCP\n"
     )
 }
 

@@ -11,13 +11,13 @@ use flux_testenv::kube::ADMIN;
 use flux_testenv::{KubeApiServer, TestRegistry, free_port, wait_until};
 
 /// The API token the test's fluxd requires.
-pub const TOKEN: &str = "e2e-token-5f2b9c";
+pub(crate) const TOKEN: &str = "e2e-token-5f2b9c";
 
 /// How long anything may take before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(120);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Where cargo put the example binaries: next to the test's `deps` directory.
-pub fn example_binary(name: &str) -> PathBuf {
+pub(crate) fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
     let path = profile_dir.join("examples").join(name);
@@ -30,17 +30,17 @@ pub fn example_binary(name: &str) -> PathBuf {
 }
 
 /// Every server the test needs, plus a work directory.
-pub struct Servers {
-    pub kube: KubeApiServer,
-    pub registry: TestRegistry,
-    pub repo: BareRepo,
-    pub git_daemon: GitDaemon,
-    pub work: tempfile::TempDir,
+pub(crate) struct Servers {
+    pub(crate) kube: KubeApiServer,
+    pub(crate) registry: TestRegistry,
+    pub(crate) repo: BareRepo,
+    pub(crate) git_daemon: GitDaemon,
+    pub(crate) work: tempfile::TempDir,
 }
 
 impl Servers {
     /// Starts them all; `None` outside CI when one is missing (after a loud message).
-    pub fn start() -> Option<Self> {
+    pub(crate) fn start() -> Option<Self> {
         let kube = KubeApiServer::start()?;
         let registry = TestRegistry::start()?;
         let repo = BareRepo::new()?;
@@ -50,18 +50,18 @@ impl Servers {
     }
 
     /// The cluster as the test sees it (admin).
-    pub async fn cluster(&self) -> KubeCluster {
+    pub(crate) async fn cluster(&self) -> KubeCluster {
         KubeCluster::from_kubeconfig(&self.kube.kubeconfig(ADMIN), ClusterOptions::default()).await.expect("a client")
     }
 
     /// Pushes `repo:tag` built at `created` (RFC 3339) into the registry.
-    pub async fn push(&self, reference: &str, created: &str) {
+    pub(crate) async fn push(&self, reference: &str, created: &str) {
         let full = format!("{}/{reference}", self.registry.host());
         self.registry.pusher().push_image(&full, Some(created)).await.unwrap_or_else(|e| panic!("push {full}: {e}"));
     }
 
     /// The fluxd flags shared by every run of the test.
-    pub fn fluxd_args(&self, extra: &[&str]) -> Vec<String> {
+    pub(crate) fn fluxd_args(&self, extra: &[&str]) -> Vec<String> {
         let mut args = vec![
             format!("--git-url={}", self.git_daemon.url()),
             "--git-path=deploy".into(),
@@ -75,7 +75,7 @@ impl Servers {
     }
 
     /// Runs `fluxd` to completion (`--once`, `--dry-run`).
-    pub fn fluxd_once(&self, extra: &[&str]) -> Output {
+    pub(crate) fn fluxd_once(&self, extra: &[&str]) -> Output {
         let out = Command::new(example_binary("fluxd"))
             .args(self.fluxd_args(extra))
             .env("RUST_LOG", "warn")
@@ -86,13 +86,13 @@ impl Servers {
     }
 
     /// Commits `files` to `main` as a colleague would.
-    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+    pub(crate) fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
         let files: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
         self.repo.commit_files(&files, message)
     }
 
     /// Deletes `path` from `main` in one commit (through a clone, as a person would).
-    pub fn delete(&self, path: &str, message: &str) -> String {
+    pub(crate) fn delete(&self, path: &str, message: &str) -> String {
         let clone = self.work.path().join(format!("clone-{}", free_port()));
         git(self.work.path(), &["clone", "--quiet", &self.repo.file_url(), &clone.display().to_string()], None);
         git(&clone, &["rm", "--quiet", path], None);
@@ -102,19 +102,19 @@ impl Servers {
     }
 
     /// The `+`/`-` lines of `git diff from to` (file headers included): what a commit changed.
-    pub fn changed_lines(&self, from: &str, to: &str) -> String {
+    pub(crate) fn changed_lines(&self, from: &str, to: &str) -> String {
         let diff = self.repo.git(&["diff", "--no-color", "-U0", from, to]);
         diff.lines().filter(|l| l.starts_with('+') || l.starts_with('-')).map(|l| format!("{l}\n")).collect()
     }
 
     /// Waits until `main` moves past `from`; the new head.
-    pub fn wait_for_commit(&self, from: &str) -> String {
+    pub(crate) fn wait_for_commit(&self, from: &str) -> String {
         assert!(wait_until(PATIENCE, || self.repo.head() != from), "no commit on top of {from}");
         self.repo.head()
     }
 
     /// The object `id` (of `api_version`) in the cluster, if it is there.
-    pub async fn get(&self, api_version: &str, id: &str) -> Option<flux_core::KubeObject> {
+    pub(crate) async fn get(&self, api_version: &str, id: &str) -> Option<flux_core::KubeObject> {
         let id: ResourceId = id.parse().expect("an id");
         let reference = ObjectRef { api_version: api_version.to_owned(), id };
         self.cluster().await.get(&reference).await.expect("get from the cluster")
@@ -122,10 +122,10 @@ impl Servers {
 }
 
 /// A running fluxd, killed (by PID) when dropped.
-pub struct Fluxd {
+pub(crate) struct Fluxd {
     child: std::process::Child,
     log: PathBuf,
-    pub url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Fluxd {
@@ -137,7 +137,7 @@ impl Drop for Fluxd {
 
 impl Fluxd {
     /// Starts fluxd as a daemon with `extra` flags and waits until its API answers.
-    pub fn start(servers: &Servers, extra: &[&str]) -> Self {
+    pub(crate) fn start(servers: &Servers, extra: &[&str]) -> Self {
         let port = free_port();
         let mut command = Command::new(example_binary("fluxd"));
         command.args(servers.fluxd_args(extra)).arg(format!("--listen=127.0.0.1:{port}")).env("FLUX_API_TOKEN", TOKEN);
@@ -155,7 +155,7 @@ impl Fluxd {
     }
 
     /// Runs fluxctl against this daemon.
-    pub fn fluxctl(&self, args: &[&str]) -> Output {
+    pub(crate) fn fluxctl(&self, args: &[&str]) -> Output {
         let out = Command::new(example_binary("fluxctl"))
             .args(args)
             .env("FLUX_URL", &self.url)
@@ -167,14 +167,14 @@ impl Fluxd {
     }
 
     /// Runs fluxctl and requires success; its standard output.
-    pub fn fluxctl_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn fluxctl_ok(&self, args: &[&str]) -> String {
         let out = self.fluxctl(args);
         assert!(out.status.success(), "fluxctl {args:?} failed: {}", text(&out.stderr));
         text(&out.stdout)
     }
 
     /// `GET path` with `token` (or none): status and body.
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
         let mut request = reqwest::Client::new().get(format!("{}{path}", self.url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -184,7 +184,7 @@ impl Fluxd {
     }
 
     /// `POST path` with the token and a JSON body: status and body.
-    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
+    pub(crate) async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
         let response = reqwest::Client::new()
             .post(format!("{}{path}", self.url))
             .bearer_auth(TOKEN)
@@ -196,12 +196,12 @@ impl Fluxd {
     }
 
     /// What fluxd logged so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Asks the daemon to stop (SIGTERM) and waits for it to exit cleanly.
-    pub fn terminate(mut self) {
+    pub(crate) fn terminate(mut self) {
         let pid = self.child.id().to_string();
         let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         assert!(killed.success());
@@ -219,6 +219,6 @@ impl Fluxd {
 }
 
 /// Bytes as text.
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -105,11 +105,11 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     for (args, lines) in [
         (
             vec!["lock", "-w", "demo:deployment/web", "-m", "hold on"],
-            vec!["+    fluxcd.io/locked: \"true\"", "+    fluxcd.io/locked_msg: hold on"],
+            vec!["+    fluxcd.io/locked: \"true\"", "+    fluxcd.io/locked_msg: \"hold on\""],
         ),
         (
             vec!["unlock", "-w", "demo:deployment/web"],
-            vec!["-    fluxcd.io/locked: \"true\"", "-    fluxcd.io/locked_msg: hold on"],
+            vec!["-    fluxcd.io/locked: \"true\"", "-    fluxcd.io/locked_msg: \"hold on\""],
         ),
         (vec!["deautomate", "-w", "demo:deployment/web"], vec!["-    fluxcd.io/automated: \"true\""]),
         (vec!["automate", "-w", "demo:deployment/web"], vec!["+    fluxcd.io/automated: \"true\""]),
