@@ -27,11 +27,7 @@ pub(crate) async fn rollout(client: &Client, result: &ReleaseResult, timeout: Du
                 return Err(format!("sync of {} failed: {first}", revision.short()));
             }
             // A later revision synced (someone pushed after the release): it contains ours.
-            Some(s) if status.head.as_deref() == Some(s.revision.as_str()) && s.revision != revision.as_str() => {
-                if s.success {
-                    break;
-                }
-            }
+            Some(s) if s.success && status.head.as_deref() == Some(s.revision.as_str()) => break,
             _ => {}
         }
         if expired() {

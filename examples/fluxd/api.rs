@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
@@ -15,7 +16,7 @@ use flux_core::{Error, ObjectRef, ResourceId};
 use serde::Deserialize;
 
 use crate::api_types::{ApiError, Identity, JobAccepted, PREFIX, PolicyRequest, Version, WorkloadInfo};
-use crate::auth::{ApiToken, require_token};
+use crate::auth::ApiToken;
 use crate::daemon::Daemon;
 
 /// An error answer.
@@ -42,12 +43,22 @@ fn accepted(id: flux_core::Result<flux_core::jobs::JobId>) -> Response {
     }
 }
 
+/// Lets a request through only with the right bearer token.
+pub(crate) async fn require_token(State(token): State<ApiToken>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(p) if token.matches(p.trim()) => next.run(request).await,
+        Some(_) => error(StatusCode::UNAUTHORIZED, "wrong API token").into_response(),
+        None => error(StatusCode::UNAUTHORIZED, "missing Authorization: Bearer <token>").into_response(),
+    }
+}
+
 /// The whole router: health, the authenticated API and the webhooks.
-pub(crate) fn router(
-    daemon: Arc<Daemon>,
-    token: ApiToken,
-    github_secret: Option<crate::webhooks::GithubSecret>,
-) -> Router {
+pub(crate) fn router(daemon: Arc<Daemon>, token: ApiToken, github_secret: Option<crate::auth::GithubSecret>) -> Router {
     let api = Router::new()
         .route("/version", get(version))
         .route("/identity", get(identity))

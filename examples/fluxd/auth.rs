@@ -1,11 +1,9 @@
-//! API authentication: `Authorization: Bearer <token>`, compared in constant time.
+//! The daemon's secrets: the API's bearer token (compared in constant time) and the secret of
+//! GitHub webhooks (HMAC-SHA256 signatures). Neither ever shows in `Debug` output.
 
 use std::path::Path;
 
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
 
 /// The API token. Its `Debug` hides it.
@@ -40,18 +38,39 @@ impl ApiToken {
     }
 }
 
-/// Lets a request through only with the right bearer token.
-pub(crate) async fn require_token(State(token): State<ApiToken>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(p) if token.matches(p.trim()) => next.run(request).await,
-        Some(_) => crate::api::error(StatusCode::UNAUTHORIZED, "wrong API token").into_response(),
-        None => crate::api::error(StatusCode::UNAUTHORIZED, "missing Authorization: Bearer <token>").into_response(),
+/// The shared secret of GitHub webhooks. Its `Debug` hides it.
+#[derive(Clone)]
+pub(crate) struct GithubSecret(Vec<u8>);
+
+impl std::fmt::Debug for GithubSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GithubSecret(***)")
     }
+}
+
+impl GithubSecret {
+    /// The secret in `file`, trimmed.
+    pub(crate) fn load(file: &std::path::Path) -> Result<Self, String> {
+        let s = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read the GitHub webhook secret {}: {e}", file.display()))?;
+        Ok(GithubSecret(s.trim().as_bytes().to_vec()))
+    }
+
+    /// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` (checked in constant time).
+    pub(crate) fn verifies(&self, body: &[u8], signature: &str) -> bool {
+        let Some(hex) = signature.strip_prefix("sha256=") else { return false };
+        let Some(expected) = decode_hex(hex) else { return false };
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&self.0) else { return false };
+        mac.update(body);
+        mac.verify_slice(&expected).is_ok()
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]
@@ -66,5 +85,17 @@ mod tests {
         assert!(!token.matches("s3cret"));
         assert!(!token.matches(""));
         assert!(!format!("{token:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn github_signatures_are_checked() {
+        let secret = GithubSecret(b"It's a Secret to Everybody".to_vec());
+        // GitHub's documented example of X-Hub-Signature-256.
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(secret.verifies(b"Hello, World!", sig));
+        assert!(!secret.verifies(b"Hello, World?", sig));
+        assert!(!secret.verifies(b"Hello, World!", "sha256=00"));
+        assert!(!secret.verifies(b"Hello, World!", ""));
+        assert!(!format!("{secret:?}").contains("Secret to"));
     }
 }

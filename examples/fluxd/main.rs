@@ -33,12 +33,11 @@ use clap::Parser;
 use flux_core::jobs::JobQueue;
 use tokio::sync::watch;
 
-use crate::auth::ApiToken;
+use crate::auth::{ApiToken, GithubSecret};
 use crate::daemon::Daemon;
 use crate::flags::{Flags, LogFormat};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::webhooks::GithubSecret;
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -8,47 +8,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 
 use crate::api::error;
 use crate::api_types::GitNotify;
+use crate::auth::GithubSecret;
 use crate::daemon::Daemon;
-
-/// The shared secret of GitHub webhooks. Its `Debug` hides it.
-#[derive(Clone)]
-pub(crate) struct GithubSecret(Vec<u8>);
-
-impl std::fmt::Debug for GithubSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GithubSecret(***)")
-    }
-}
-
-impl GithubSecret {
-    /// The secret in `file`, trimmed.
-    pub(crate) fn load(file: &std::path::Path) -> Result<Self, String> {
-        let s = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read the GitHub webhook secret {}: {e}", file.display()))?;
-        Ok(GithubSecret(s.trim().as_bytes().to_vec()))
-    }
-
-    /// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` (checked in constant time).
-    pub(crate) fn verifies(&self, body: &[u8], signature: &str) -> bool {
-        let Some(hex) = signature.strip_prefix("sha256=") else { return false };
-        let Some(expected) = decode_hex(hex) else { return false };
-        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&self.0) else { return false };
-        mac.update(body);
-        mac.verify_slice(&expected).is_ok()
-    }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
 
 /// `POST /api/v1/notify/git`: fetch now (a push to another branch is ignored).
 pub(crate) async fn git(State(daemon): State<Arc<Daemon>>, body: Bytes) -> Response {
@@ -137,21 +102,4 @@ pub(crate) async fn registry(State(daemon): State<Arc<Daemon>>, Json(envelope): 
     tracing::info!(repositories = ?pushed, "registry push notified: automation pass");
     daemon.triggers.automation.notify_one();
     (StatusCode::ACCEPTED, "automation pass started").into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn github_signatures_are_checked() {
-        let secret = GithubSecret(b"It's a Secret to Everybody".to_vec());
-        // GitHub's documented example of X-Hub-Signature-256.
-        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(secret.verifies(b"Hello, World!", sig));
-        assert!(!secret.verifies(b"Hello, World?", sig));
-        assert!(!secret.verifies(b"Hello, World!", "sha256=00"));
-        assert!(!secret.verifies(b"Hello, World!", ""));
-        assert!(!format!("{secret:?}").contains("Secret to"));
-    }
 }
