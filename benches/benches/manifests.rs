@@ -32,9 +32,8 @@ fn read(c: &mut Criterion) {
 }
 
 fn latest(c: &mut Criterion) {
-    let tags: Vec<TagCandidate> = (0..1000)
-        .map(|i| TagCandidate::new(format!("{}.{}.{}", i / 100, (i / 10) % 10, i % 10), None))
-        .collect();
+    let tags: Vec<TagCandidate> =
+        (0..1000).map(|i| TagCandidate::new(format!("{}.{}.{}", i / 100, (i / 10) % 10, i % 10), None)).collect();
     let semver = TagFilter::new("semver:>=3.0 <8").expect("filter").compile().expect("valid");
     c.bench_function("semver latest of 1000 tags", |b| b.iter(|| black_box(semver.latest(black_box(&tags)))));
     let timed: Vec<TagCandidate> = (0..1000)
@@ -53,7 +52,9 @@ fn edit(c: &mut Criterion) {
     });
     c.bench_function("set_annotation (insert) in a 50-document file", |b| {
         b.iter(|| {
-            black_box(set_annotation("f.yaml", black_box(&text), &workload, "fluxcd.io/locked", Some("true")).expect("edit"))
+            black_box(
+                set_annotation("f.yaml", black_box(&text), &workload, "fluxcd.io/locked", Some("true")).expect("edit"),
+            )
         })
     });
 }

@@ -386,3 +386,11 @@ fn a_failed_verification_leaves_the_text_alone() {
     let err = set_container_image("p.yaml", text, &id("default:pod/p"), "b", &image("nginx:2")).unwrap_err();
     assert!(err.to_string().starts_with("p.yaml: "), "{err}");
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("a: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+    let err = set_container_image("deep.yaml", &deep, &id("default:pod/p"), "a", &image("nginx:2")).unwrap_err();
+    assert!(err.to_string().starts_with("deep.yaml:"), "{err}");
+    assert!(image_markers("deep.yaml", &deep).is_err());
+}

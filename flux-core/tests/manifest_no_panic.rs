@@ -18,7 +18,10 @@ fn mutated() -> impl Strategy<Value = String> {
     let files = ["multi-workloads.yaml", "helmrelease.yaml", "anchors.yaml", "crlf.yaml", "markers/values.yaml"];
     (
         prop::sample::select(files.to_vec()),
-        proptest::collection::vec((any::<prop::sample::Index>(), "[ \\n:#&*!|>'\"{}\\[\\],\\-é日\u{feff}\\r]{0,3}"), 1..6),
+        proptest::collection::vec(
+            (any::<prop::sample::Index>(), "[ \\n:#&*!|>'\"{}\\[\\],\\-é日\u{feff}\\r]{0,3}"),
+            1..6,
+        ),
     )
         .prop_map(|(name, cuts)| {
             let mut text = corpus(name);

@@ -105,6 +105,12 @@ impl CompiledFilter {
         matches!(self.kind, Kind::Semver(_))
     }
 
+    /// Whether [`latest`](Self::latest) orders by `created` time (glob and regex filters), so
+    /// that candidates need their images' times.
+    pub fn orders_by_time(&self) -> bool {
+        matches!(self.kind, Kind::Glob(_) | Kind::Regex(_))
+    }
+
     /// Whether `tag` passes the filter.
     pub fn matches(&self, tag: &str) -> bool {
         if tag == LATEST && !self.is_exactly_latest() {
@@ -319,6 +325,15 @@ mod tests {
         assert_eq!(filter("glob:*").latest(&reversed).unwrap().tag, "d");
         assert!(filter("glob:*").latest(&tags(&["x", "y"])).is_none());
         assert!(filter("regex:^c$").latest(&candidates).is_none());
+    }
+
+    #[test]
+    fn which_filters_order_by_time() {
+        let by_time: Vec<bool> = ["1.*", "regexp:^v", "semver:^1", "alphabetical:asc", "numerical:desc"]
+            .iter()
+            .map(|f| filter(f).orders_by_time())
+            .collect();
+        assert_eq!(by_time, [true, true, false, false, false]);
     }
 
     #[test]
