@@ -394,3 +394,17 @@ fn deep_nesting_is_an_error_not_a_crash() {
     assert!(err.to_string().starts_with("deep.yaml:"), "{err}");
     assert!(image_markers("deep.yaml", &deep).is_err());
 }
+
+#[test]
+fn multibyte_text_before_the_target_is_kept() {
+    let text = "# déploiement — 日本語のコメント\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {équipe: \"café\"}\nspec:\n  containers:\n  - name: a   # ☕\n    image: nginx:1 # 🚀\n";
+    let out = set_container_image("p.yaml", text, &id("default:pod/p"), "a", &image("nginx:2")).unwrap();
+    assert_only_replaced(text, &out, "nginx:1", "nginx:2");
+    let out = set_annotation("p.yaml", text, &id("default:pod/p"), "note", Some("über")).unwrap();
+    assert_only_replaced(
+        text,
+        &out,
+        "  labels: {équipe: \"café\"}\n",
+        "  labels: {équipe: \"café\"}\n  annotations:\n    note: \"über\"\n",
+    );
+}
