@@ -408,3 +408,15 @@ fn multibyte_text_before_the_target_is_kept() {
         "  labels: {équipe: \"café\"}\n  annotations:\n    note: \"über\"\n",
     );
 }
+
+#[test]
+fn an_edit_that_would_change_a_merged_copy_is_refused() {
+    // Pod b takes its container from pod a's through a merge key: editing a's image in place
+    // would change b's too. The re-parse catches it and the text is left alone.
+    let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a}\n  spec:\n    containers:\n    - &c {name: app, image: 'nginx:1'}\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: b}\n  spec:\n    containers:\n    - <<: *c\n";
+    let err = set_container_image("l.yaml", text, &id("default:pod/a"), "app", &image("nginx:2")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "l.yaml: the edit would also change document 0: items.1.spec.containers.0.image (through an anchor or merge key); the file is left alone"
+    );
+}

@@ -421,7 +421,10 @@ impl<'a> Document<'a> {
         let actual =
             parse_json(self.file, &out).map_err(|e| self.error(format!("the edit would break the file: {e}")))?;
         if actual != expected {
-            return Err(self.error("the edit would change more than the intended values; the file is left alone"));
+            let at = first_difference(&actual, expected).unwrap_or_default();
+            return Err(self.error(format!(
+                "the edit would also change {at} (through an anchor or merge key); the file is left alone"
+            )));
         }
         Ok(out)
     }
@@ -487,6 +490,40 @@ fn marker_policy(comment: &str) -> Option<String> {
 fn parse_json(file: &str, text: &str) -> Result<Vec<Value>> {
     serde_saphyr::from_multiple_with_options(text, ManifestOptions::default().yaml_options())
         .map_err(|e| super::reader::yaml_error(file, &e))
+}
+
+/// Where two lists of documents first differ: `document N: a.b.0`.
+fn first_difference(actual: &[Value], expected: &[Value]) -> Option<String> {
+    fn walk(a: &Value, b: &Value, path: &mut Vec<Step>) -> bool {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) if x.len() == y.len() => x.iter().any(|(k, v)| {
+                path.push(Step::Key(k.clone()));
+                let differs = y.get(k).is_none_or(|w| walk(v, w, path));
+                if !differs {
+                    path.pop();
+                }
+                differs
+            }),
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                x.iter().zip(y).enumerate().any(|(i, (v, w))| {
+                    path.push(Step::Index(i));
+                    let differs = walk(v, w, path);
+                    if !differs {
+                        path.pop();
+                    }
+                    differs
+                })
+            }
+            _ => a != b,
+        }
+    }
+    if actual.len() != expected.len() {
+        return Some("the number of documents".to_owned());
+    }
+    actual.iter().zip(expected).enumerate().find_map(|(n, (a, b))| {
+        let mut path = Vec::new();
+        walk(a, b, &mut path).then(|| format!("document {n}: {}", describe(&path)))
+    })
 }
 
 fn describe(path: &[Step]) -> String {
