@@ -420,3 +420,10 @@ fn an_edit_that_would_change_a_merged_copy_is_refused() {
         "l.yaml: the edit would also change document 0: items.1.spec.containers.0.image (through an anchor or merge key); the file is left alone"
     );
 }
+
+#[test]
+fn an_empty_namespace_in_the_text_matches_the_default() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: \"\"}\nspec:\n  containers: [{name: a, image: nginx:1}]\n";
+    let out = set_container_image("p.yaml", text, &id("default:pod/p"), "a", &image("nginx:2")).unwrap();
+    assert_only_replaced(text, &out, "nginx:1", "nginx:2");
+}

@@ -77,11 +77,11 @@ fn reads_the_corpus() {
 fn default_namespace_is_configurable_and_only_for_namespaced_kinds() {
     let files = [file(
         "a.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r, namespace: ignored}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r, namespace: ignored}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: \"\"}\n",
     )];
     let options = ManifestOptions { default_namespace: "team".into(), ..Default::default() };
     let ids: Vec<String> = read_manifests(&files, &options).unwrap().iter().map(|m| m.id().to_string()).collect();
-    assert_eq!(ids, ["team:configmap/c", "<cluster>:clusterrole/r"]);
+    assert_eq!(ids, ["team:configmap/c", "<cluster>:clusterrole/r", "team:secret/s"]);
 }
 
 #[test]

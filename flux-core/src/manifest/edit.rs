@@ -316,7 +316,7 @@ impl<'a> Document<'a> {
                 {
                     continue;
                 }
-                match (text("/metadata/namespace"), workload.namespace()) {
+                match (text("/metadata/namespace").filter(|ns| !ns.is_empty()), workload.namespace()) {
                     (Some(ns), Some(want)) if ns == want => exact.push((index, base)),
                     (Some(_), None) | (None, _) => defaulted.push((index, base)),
                     (Some(_), Some(_)) => {}
