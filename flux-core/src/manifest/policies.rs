@@ -66,7 +66,7 @@ pub fn policies_from_annotations(annotations: &BTreeMap<String, String>) -> Resu
                 errors.push(PolicyError { annotation: key.clone(), message: "names no container".to_owned() });
                 continue;
             }
-            match TagFilter::new(value.as_str()).and_then(|f| f.compile().map(|_| f)) {
+            match TagFilter::new(value.as_str()) {
                 Ok(filter) => {
                     policies.tag_filters.insert(container.to_owned(), filter);
                 }
