@@ -52,7 +52,7 @@ mod yaml;
 
 pub use errors::ManifestErrors;
 pub use helm::{CHART_IMAGE, HelmImagePaths, is_helm_release};
-pub use policies::{LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
+pub use policies::{FILTER_PREFIX, LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
 pub use reader::{Manifest, ManifestOptions, is_manifest_path, read_manifests};
 pub use tags::{CompiledFilter, LATEST, SortOrder, TagCandidate, parse_version};
 pub use workloads::{ContainerLocator, ContainerManifest, WorkloadManifest, workloads};
