@@ -427,3 +427,19 @@ fn an_empty_namespace_in_the_text_matches_the_default() {
     let out = set_container_image("p.yaml", text, &id("default:pod/p"), "a", &image("nginx:2")).unwrap();
     assert_only_replaced(text, &out, "nginx:1", "nginx:2");
 }
+
+#[test]
+fn new_annotations_go_after_a_nested_last_field_and_before_blank_lines_and_comments() {
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app: web\n    tier: front # ui\n\n# the spec follows\nspec:\n  replicas: 1\n";
+    let out =
+        set_annotation("d.yaml", text, &id("default:deployment/web"), "fluxcd.io/automated", Some("true")).unwrap();
+    assert_only_replaced(
+        text,
+        &out,
+        "    tier: front # ui\n",
+        "    tier: front # ui\n  annotations:\n    fluxcd.io/automated: \"true\"\n",
+    );
+    let block = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  annotations:\n    note: |\n      line one\n      line two\ndata: {}\n";
+    let out = set_annotation("c.yaml", block, &id("default:configmap/c"), "b", Some("x")).unwrap();
+    assert_only_replaced(block, &out, "      line two\n", "      line two\n    b: \"x\"\n");
+}
