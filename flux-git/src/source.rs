@@ -143,6 +143,7 @@ impl Source for GitSource {
         let _writing = self.inner.writing.lock().await;
         self.blocking(|inner, repo| {
             let tips = fetch::refresh(repo, &inner.remote, &inner.names, inner.config.depth, &inner.counters)?;
+            inner.mirror.compact_if_needed(&inner.config.git_program)?;
             inner.verify(repo, tips.head, tips.marker)?;
             Ok(Revision::new(tips.head.to_string()))
         })
