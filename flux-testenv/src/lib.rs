@@ -5,6 +5,7 @@
 //! goes through [`require`] when one is missing: outside CI the test is skipped with a loud
 //! message; in CI (`CI` or `FLUX_TEST_REQUIRE_SERVERS` set) it fails.
 
+pub mod git;
 mod process;
 
 pub use process::{ServerProcess, free_port, wait_until};
