@@ -10,7 +10,9 @@ use common::*;
 use flux_core::generate::ManifestGenerator;
 use flux_core::memory::MemorySource;
 use flux_core::sync::{GarbageCollection, SyncConfig, SyncEngine, SyncReport};
-use flux_core::{ApplyOutcome, Author, Cluster, CommitRequest, DeleteOutcome, FileChange, ObjectRef, Source, SyncIdentity};
+use flux_core::{
+    ApplyOutcome, Author, Cluster, CommitRequest, DeleteOutcome, FileChange, ObjectRef, Source, SyncIdentity,
+};
 use flux_k8s::{ClusterOptions, KubeCluster};
 use flux_testenv::KubeApiServer;
 use flux_testenv::kube::ADMIN;
@@ -49,7 +51,10 @@ fn repository() -> Vec<(String, String)> {
         ("deploy/b-app.yaml".into(), yaml(&[deployment("shop", "web", "nginx:1.25").to_value(), service, settings])),
         ("deploy/c-crd.yaml".into(), yaml(&[crd])),
         ("deploy/d-extra.yaml".into(), yaml(&[ignored, sync_only])),
-        ("deploy/z-namespace.yaml".into(), yaml(&[json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})])),
+        (
+            "deploy/z-namespace.yaml".into(),
+            yaml(&[json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})]),
+        ),
     ]
 }
 
@@ -92,7 +97,11 @@ fn the_sync_engine_keeps_a_real_cluster_in_step() {
 
         // Someone edits an object by hand: the next sync puts it back, and only it.
         let config_maps = ApiResource {
-            group: String::new(), version: "v1".into(), api_version: "v1".into(), kind: "ConfigMap".into(), plural: "configmaps".into(),
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
         };
         let api: Api<DynamicObject> = Api::namespaced_with(cluster.client().clone(), "shop", &config_maps);
         let by_hand = PatchParams { field_manager: Some("kubectl-edit".into()), ..PatchParams::default() };
@@ -119,7 +128,8 @@ fn the_sync_engine_keeps_a_real_cluster_in_step() {
         assert_eq!(pruned, [("shop:gadget/two".to_owned(), DeleteOutcome::Deleted)]);
         let keep_me = ObjectRef { api_version: "v1".into(), id: "shop:configmap/keep-me".parse().expect("id") };
         assert!(cluster.get(&keep_me).await.expect("get").is_some(), "sync_only objects are never pruned");
-        let two = ObjectRef { api_version: "e2e.flux.example.com/v1".into(), id: "shop:gadget/two".parse().expect("id") };
+        let two =
+            ObjectRef { api_version: "e2e.flux.example.com/v1".into(), id: "shop:gadget/two".parse().expect("id") };
         assert!(cluster.get(&two).await.expect("get").is_none());
         let fresh = KubeCluster::new(cluster.client().clone(), ClusterOptions::default());
         let managed: Vec<_> = fresh
@@ -129,6 +139,9 @@ fn the_sync_engine_keeps_a_real_cluster_in_step() {
             .into_iter()
             .map(|m| m.reference.id.to_string())
             .collect();
-        assert!(!managed.contains(&"shop:gadget/two".to_owned()) && managed.contains(&"shop:gadget/one".to_owned()), "{managed:?}");
+        assert!(
+            !managed.contains(&"shop:gadget/two".to_owned()) && managed.contains(&"shop:gadget/one".to_owned()),
+            "{managed:?}"
+        );
     });
 }
