@@ -59,6 +59,7 @@ mod credentials;
 mod discovery;
 mod errors;
 mod events;
+mod list;
 mod managed;
 mod options;
 mod request;
