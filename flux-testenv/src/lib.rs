@@ -6,8 +6,10 @@
 //! message; in CI (`CI` or `FLUX_TEST_REQUIRE_SERVERS` set) it fails.
 
 pub mod git;
+pub mod kube;
 mod process;
 
+pub use kube::{KubeApiServer, kube_assets};
 pub use process::{ServerProcess, free_port, wait_until};
 
 use std::path::PathBuf;
