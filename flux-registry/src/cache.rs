@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use flux_core::{Error, ImageRepo, Platform};
 use jiff::Timestamp;
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the stored shapes change: an older file is discarded.
 const FORMAT: &str = "flux-registry-cache-v1";
