@@ -8,9 +8,13 @@
 pub mod git;
 pub mod kube;
 mod process;
+#[cfg(feature = "registry")]
+mod registry;
 
 pub use kube::{KubeApiServer, kube_assets};
 pub use process::{ServerProcess, free_port, wait_until};
+#[cfg(feature = "registry")]
+pub use registry::{CountingProxy, Fault, PushError, Pusher, TestRegistry};
 
 use std::path::PathBuf;
 
