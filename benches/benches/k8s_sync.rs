@@ -1,10 +1,12 @@
 //! Syncing 1,000 objects (10 namespaces of Deployments, Services and ConfigMaps) into a real
-//! kube-apiserver with flux-k8s, against `kubectl apply --server-side -f` of the same files,
-//! each on its own fresh API server in the same run:
+//! kube-apiserver with flux-core's sync engine and flux-k8s, against
+//! `kubectl apply --server-side -f` of the same files, each on its own fresh API server in the
+//! same run:
 //!
-//! - cold: everything is new (each iteration uses new namespaces, so it stays cold);
-//! - no-op: nothing changed. flux-k8s does what the sync engine does then: list what the identity
-//!   manages, compare checksums and drift, apply nothing. kubectl sends every object again.
+//! - cold: everything is new (each iteration uses new namespaces and a new sync identity, so it
+//!   stays cold);
+//! - no-op: nothing changed. The engine lists what its identity manages, finds every checksum
+//!   recorded and nothing drifted, and applies nothing. kubectl sends every object again.
 //!
 //! Writes during the no-op runs are counted from each server's audit log. The ratios and write
 //! counts are printed at the end; `benches/README.md` records them.
@@ -14,42 +16,45 @@
 use std::cell::Cell;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use flux_core::cluster::{CHECKSUM_ANNOTATION, GC_MARK_LABEL};
-use flux_core::{ApplyOutcome, Cluster, KubeObject, SyncIdentity, WriteOptions};
+use flux_core::SyncIdentity;
+use flux_core::generate::ManifestGenerator;
+use flux_core::memory::MemorySource;
+use flux_core::sync::{SyncConfig, SyncEngine};
 use flux_k8s::{ClusterOptions, KubeCluster};
 use flux_testenv::KubeApiServer;
 use flux_testenv::kube::ADMIN;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const NAMESPACES: usize = 10;
 /// Per namespace: the Namespace and 33 each of Deployments, Services and ConfigMaps.
 const PER_KIND: usize = 33;
 
-/// The repository of one iteration, in stage order: Namespaces, ConfigMaps, Services, Deployments.
-fn repository(prefix: &str, identity: &SyncIdentity) -> Vec<KubeObject> {
-    let mut objects = Vec::new();
+/// The repository of one iteration: one file of Namespaces (first, as kubectl reads files in
+/// order), then one file per namespace.
+fn repository(prefix: &str) -> Vec<(String, String)> {
+    let yaml = |documents: &[Value]| documents.iter().map(|d| format!("---\n{d}\n")).collect::<String>();
     let namespaces: Vec<String> = (0..NAMESPACES).map(|n| format!("{prefix}-{n}")).collect();
-    for ns in &namespaces {
-        objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
-    }
-    for ns in &namespaces {
+    let mut files = vec![(
+        "0-namespaces.yaml".to_owned(),
+        yaml(
+            &namespaces
+                .iter()
+                .map(|ns| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+                .collect::<Vec<_>>(),
+        ),
+    )];
+    for (n, ns) in namespaces.iter().enumerate() {
+        let mut objects = Vec::new();
         for i in 0..PER_KIND {
             objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("config-{i}"), "namespace": ns},
                 "data": {"settings.yaml": format!("replicas: {i}\nlevel: info\n")}}));
-        }
-    }
-    for ns in &namespaces {
-        for i in 0..PER_KIND {
             // A protocol on every port: Kubernetes 1.20's server-side apply needs it.
             objects.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("svc-{i}"), "namespace": ns},
                 "spec": {"selector": {"app": format!("app-{i}")}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}}));
-        }
-    }
-    for ns in &namespaces {
-        for i in 0..PER_KIND {
             objects.push(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": format!("app-{i}"), "namespace": ns},
                 "spec": {"replicas": 2, "selector": {"matchLabels": {"app": format!("app-{i}")}},
                     "template": {"metadata": {"labels": {"app": format!("app-{i}")}},
@@ -57,39 +62,25 @@ fn repository(prefix: &str, identity: &SyncIdentity) -> Vec<KubeObject> {
                             "ports": [{"containerPort": 8080, "protocol": "TCP"}],
                             "env": [{"name": "LEVEL", "value": "info"}]}]}}}}));
         }
+        files.push((format!("{:02}-{ns}.yaml", n + 1), yaml(&objects)));
     }
-    objects
-        .into_iter()
-        .map(|value| {
-            let checksum = format!("{:016x}", fnv(value.to_string().as_bytes()));
-            let mut object = KubeObject::from_value(value, None).expect("valid object");
-            object.set_label(GC_MARK_LABEL, identity.as_str());
-            object.set_annotation(CHECKSUM_ANNOTATION, &checksum);
-            object
-        })
-        .collect()
+    files
 }
 
-/// A checksum of a manifest, as the sync engine records one.
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
-}
-
-/// Writes the repository as kubectl reads it: Namespaces first (kubectl reads files in order).
-fn write_files(dir: &Path, objects: &[KubeObject]) {
+/// Writes the repository for kubectl.
+fn write_files(dir: &Path, files: &[(String, String)]) {
     std::fs::create_dir_all(dir).expect("create the manifest folder");
-    let (namespaces, rest): (Vec<_>, Vec<_>) = objects.iter().partition(|o| o.kind() == "Namespace");
-    let yaml = |objects: &[&KubeObject]| {
-        objects
-            .iter()
-            .map(|o| serde_json::to_string(&o.to_value()).expect("json is yaml"))
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    };
-    std::fs::write(dir.join("0-namespaces.yaml"), yaml(&namespaces)).expect("write manifests");
-    for (i, chunk) in rest.chunks(100).enumerate() {
-        std::fs::write(dir.join(format!("{:02}-objects.yaml", i + 1)), yaml(chunk)).expect("write manifests");
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).expect("write manifests");
     }
+}
+
+/// An engine for one repository, under its own identity.
+fn engine(cluster: &KubeCluster, prefix: &str, files: &[(String, String)]) -> SyncEngine {
+    let source =
+        MemorySource::with_files(files.iter().map(|(p, c)| (format!("deploy/{p}"), c.clone()))).expect("repository");
+    let config = SyncConfig::new(SyncIdentity::new(prefix).expect("valid identity"), ["deploy"]);
+    SyncEngine::new(Arc::new(source), Arc::new(cluster.clone()), Arc::new(ManifestGenerator::default()), config)
 }
 
 fn kubectl_apply(server: &KubeApiServer, dir: &Path) {
@@ -103,23 +94,11 @@ fn kubectl_apply(server: &KubeApiServer, dir: &Path) {
     assert!(out.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// What a sync does: apply what is new, changed or drifted (all of it when cold, none on a no-op).
-async fn sync(cluster: &KubeCluster, identity: &SyncIdentity, objects: &[KubeObject]) -> usize {
-    let managed = cluster.managed(identity).await.expect("managed");
-    let current: std::collections::HashMap<_, _> = managed.iter().map(|m| (&m.reference.id, m)).collect();
-    let todo: Vec<KubeObject> = objects
-        .iter()
-        .filter(|o| {
-            current.get(o.id()).is_none_or(|m| m.drifted || m.checksum.as_deref() != o.annotation(CHECKSUM_ANNOTATION))
-        })
-        .cloned()
-        .collect();
-    if todo.is_empty() {
-        return 0;
-    }
-    let results = cluster.apply(&todo, WriteOptions::default()).await.expect("apply");
-    assert!(!results.iter().any(|r| matches!(r.outcome, ApplyOutcome::Failed { .. })), "{results:?}");
-    todo.len()
+/// Syncs the engine's head; returns how many objects were applied.
+fn sync(runtime: &tokio::runtime::Runtime, engine: &SyncEngine) -> usize {
+    let report = runtime.block_on(engine.sync_head()).expect("sync");
+    assert!(report.is_success(), "{:?}", report.errors);
+    report.applied.len()
 }
 
 fn bench(c: &mut Criterion) {
@@ -133,14 +112,13 @@ fn bench(c: &mut Criterion) {
         .block_on(KubeCluster::from_kubeconfig(&ours.kubeconfig(ADMIN), ClusterOptions::default()))
         .expect("client");
     let files = tempfile::tempdir().expect("temp dir");
-    let identity = SyncIdentity::new("bench").expect("valid identity");
     let round = Cell::new(0usize);
     let last = [Cell::new(String::new()), Cell::new(String::new())];
     let fresh = |tool: usize| {
         round.set(round.get() + 1);
         let prefix = format!("{}-{}", ["flux", "kubectl"][tool], round.get());
         last[tool].set(prefix.clone());
-        repository(&prefix, &identity)
+        (prefix.clone(), repository(&prefix))
     };
 
     let mut group = c.benchmark_group("k8s sync of 1,000 objects");
@@ -156,11 +134,12 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|n| {
             let mut total = Duration::ZERO;
             for _ in 0..n {
-                let objects = fresh(0);
+                let (prefix, files) = fresh(0);
+                let engine = engine(&cluster, &prefix, &files);
                 let start = Instant::now();
-                let applied = runtime.block_on(sync(&cluster, &identity, &objects));
+                let applied = sync(&runtime, &engine);
                 total += start.elapsed();
-                assert_eq!(applied, objects.len());
+                assert_eq!(applied, NAMESPACES * (1 + 3 * PER_KIND));
             }
             cold[0] += total;
             runs[0] += n as u32;
@@ -172,7 +151,7 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..n {
                 let dir = files.path().join(format!("cold-{}", round.get() + 1));
-                write_files(&dir, &fresh(1));
+                write_files(&dir, &fresh(1).1);
                 let start = Instant::now();
                 kubectl_apply(&theirs, &dir);
                 total += start.elapsed();
@@ -184,9 +163,10 @@ fn bench(c: &mut Criterion) {
     });
 
     // No-op: the last cold repository of each, synced again.
-    let last_flux = repository(&last[0].take(), &identity);
+    let last_flux = last[0].take();
+    let last_flux = engine(&cluster, &last_flux, &repository(&last_flux));
     let noop_dir = files.path().join("noop");
-    write_files(&noop_dir, &repository(&last[1].take(), &identity));
+    write_files(&noop_dir, &repository(&last[1].take()));
     let writes_before = [ours.write_requests(ADMIN), theirs.write_requests(ADMIN)];
     let mut noop = [Duration::ZERO; 2];
     let mut noop_runs = [0u32; 2];
@@ -194,7 +174,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|n| {
             let start = Instant::now();
             for _ in 0..n {
-                assert_eq!(runtime.block_on(sync(&cluster, &identity, &last_flux)), 0, "a no-op applies nothing");
+                assert_eq!(sync(&runtime, &last_flux), 0, "a no-op applies nothing");
             }
             let total = start.elapsed();
             noop[0] += total;
@@ -220,7 +200,7 @@ fn bench(c: &mut Criterion) {
     let mean = |d: Duration, n: u32| d.as_secs_f64() / f64::from(n.max(1));
     let (ours_cold, theirs_cold) = (mean(cold[0], runs[0]), mean(cold[1], runs[1]));
     let (ours_noop, theirs_noop) = (mean(noop[0], noop_runs[0]), mean(noop[1], noop_runs[1]));
-    println!("\nk8s sync of {} objects:", last_flux.len());
+    println!("\nk8s sync of {} objects:", NAMESPACES * (1 + 3 * PER_KIND));
     println!(
         "  cold:  flux-k8s {ours_cold:.3} s, kubectl {theirs_cold:.3} s, ratio {:.3} (target <= 0.35)",
         ours_cold / theirs_cold

@@ -34,16 +34,25 @@ fn repos(server: &TestRegistry, count: usize) -> Vec<ImageRepo> {
 
 async fn push_all(server: &TestRegistry, repos: usize, tags: usize, concurrency: usize) {
     let pusher = server.pusher();
-    let jobs = (0..repos).flat_map(|r| (0..tags).map(move |t| (r, t)));
+    // Each repository's first image (it uploads the shared layer) before the rest of it.
+    let firsts = (0..repos).map(|r| (r, 0)).collect();
+    let rest = (0..repos).flat_map(|r| (1..tags).map(move |t| (r, t))).collect();
+    push_jobs(&pusher, server, firsts, concurrency).await;
+    push_jobs(&pusher, server, rest, concurrency).await;
+}
+
+async fn push_jobs(
+    pusher: &flux_testenv::Pusher,
+    server: &TestRegistry,
+    jobs: Vec<(usize, usize)>,
+    concurrency: usize,
+) {
     futures::stream::iter(jobs)
-        .for_each_concurrent(concurrency, |(r, t)| {
-            let pusher = &pusher;
-            async move {
-                // Distinct created times, so no two images share a digest.
-                let created = jiff::Timestamp::from_second(1_600_000_000 + (r * 10_000 + t) as i64).expect("valid");
-                let reference = format!("{}/bench/repo{r}:1.{t}.0", server.host());
-                pusher.push_image(&reference, Some(&created.to_string())).await.expect("push");
-            }
+        .for_each_concurrent(concurrency, |(r, t)| async move {
+            // Distinct created times, so no two images share a digest.
+            let created = jiff::Timestamp::from_second(1_600_000_000 + (r * 10_000 + t) as i64).expect("valid");
+            let reference = format!("{}/bench/repo{r}:1.{t}.0", server.host());
+            pusher.push_image(&reference, Some(&created.to_string())).await.expect("push");
         })
         .await;
 }

@@ -112,12 +112,15 @@ pub(crate) fn refresh(
         Some(depth) if first_fetch => Shallow::DepthAtRemote(depth),
         _ => Shallow::NoChange,
     };
-    counters.pack_fetches.fetch_add(1, Ordering::Relaxed);
     let outcome = prepare
         .with_shallow(shallow)
         .receive(gix::progress::Discard, &AtomicBool::new(false))
         .map_err(|e| fail(&format!("fetching {} from {}", names.branch, remote.url), &e))?;
-    tracing::debug!(url = %remote.url, head = %remote_head, status = ?std::mem::discriminant(&outcome.status), "fetched");
+    let pack = matches!(outcome.status, gix::remote::fetch::Status::Change { .. });
+    if pack {
+        counters.pack_fetches.fetch_add(1, Ordering::Relaxed);
+    }
+    tracing::debug!(url = %remote.url, head = %remote_head, pack, "fetched");
     // gix leaves refs that vanished remotely alone; a deleted marker must vanish here too.
     match remote_marker {
         Some(id) => write_ref(repo, &names.tag, id)?,

@@ -2,6 +2,7 @@
 //! happen and new commits are built before they are pushed.
 
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use flux_core::{Error, Result};
 use gix::ObjectId;
@@ -11,10 +12,16 @@ use crate::config::GitConfig;
 use crate::errors::local_error;
 use crate::remote::{Remote, ssh_command};
 
+/// Each fetch adds a pack; past this many, they are repacked into one (as `git gc --auto` does
+/// after a fetch), which also keeps gix's fixed number of index slots from running out.
+const MAX_PACKS: usize = 16;
+
 /// The mirror's directory (temporary or the configured one) and its repository.
 pub(crate) struct Mirror {
     dir: PathBuf,
-    repo: gix::ThreadSafeRepository,
+    options: gix::open::Options,
+    /// Replaced after a repack, so new handles see the new pack set from a fresh store.
+    repo: RwLock<gix::ThreadSafeRepository>,
     /// The `core.sshCommand` for ssh remotes, also given to the git CLI.
     pub(crate) ssh_command: Option<String>,
     _temp: Option<tempfile::TempDir>,
@@ -44,10 +51,37 @@ impl Mirror {
         let ssh_command =
             remote.ssh_log.as_ref().map(|log| ssh_command(&config.host_key_check, &remote.credentials, log));
         let overrides: Vec<String> = ssh_command.iter().map(|cmd| format!("core.sshCommand={cmd}")).collect();
-        let options = gix::open::Options::default().config_overrides(overrides);
-        let repo = gix::open_opts(&dir, options)
-            .map_err(|e| local_error(&format!("opening the local mirror {}", dir.display()), &e))?;
-        Ok(Mirror { dir, repo: repo.into_sync(), ssh_command, _temp: temp })
+        // Room for the packs that pile up between two repacks.
+        let slots = gix::odb::store::init::Slots::AsNeededByDiskState { multiplier: 2.0, minimum: 4 * MAX_PACKS };
+        let options = gix::open::Options::default().config_overrides(overrides).object_store_slots(slots);
+        let repo = open_repo(&dir, &options)?;
+        Ok(Mirror { dir, options, repo: RwLock::new(repo), ssh_command, _temp: temp })
+    }
+
+    /// Repacks the mirror when fetches have left more than [`MAX_PACKS`] packs.
+    pub(crate) fn compact_if_needed(&self, git: &Path) -> Result<()> {
+        let packs = std::fs::read_dir(self.dir.join("objects").join("pack"))
+            .map(|entries| {
+                entries.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "pack")).count()
+            })
+            .unwrap_or(0);
+        if packs <= MAX_PACKS {
+            return Ok(());
+        }
+        let output = std::process::Command::new(git)
+            .arg("--git-dir")
+            .arg(&self.dir)
+            .args(["repack", "-a", "-d", "-q"])
+            .output()
+            .map_err(|e| local_error("repacking the local mirror: cannot run git", &e))?;
+        if !output.status.success() {
+            let why = String::from_utf8_lossy(&output.stderr);
+            return Err(local_error("repacking the local mirror", &why.trim()));
+        }
+        let fresh = open_repo(&self.dir, &self.options)?;
+        *self.repo.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        tracing::debug!(dir = %self.dir.display(), packs, "repacked the local mirror");
+        Ok(())
     }
 
     /// The mirror's git directory.
@@ -57,8 +91,14 @@ impl Mirror {
 
     /// A repository handle for the current thread.
     pub(crate) fn repo(&self) -> gix::Repository {
-        self.repo.to_thread_local()
+        self.repo.read().unwrap_or_else(|poisoned| poisoned.into_inner()).to_thread_local()
     }
+}
+
+fn open_repo(dir: &Path, options: &gix::open::Options) -> Result<gix::ThreadSafeRepository> {
+    gix::open_opts(dir, options.clone())
+        .map(gix::Repository::into_sync)
+        .map_err(|e| local_error(&format!("opening the local mirror {}", dir.display()), &e))
 }
 
 /// The id `name` points to (peeled to a commit for annotated tags), if the ref exists.

@@ -29,7 +29,7 @@ pub(crate) trait Pusher: Send + Sync {
 }
 
 /// [`Pusher`] on the `git` command line.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct GitCli {
     pub(crate) git: PathBuf,
     pub(crate) remote: Remote,

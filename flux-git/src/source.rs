@@ -47,7 +47,8 @@ struct Inner {
 pub struct FetchStats {
     /// Ref listings (one request each): every refresh makes one.
     pub ref_listings: u64,
-    /// Pack fetches: made only when the branch or marker moved.
+    /// Fetches that received a pack: made only when the branch or marker moved to commits the
+    /// mirror did not have.
     pub pack_fetches: u64,
 }
 
@@ -74,11 +75,8 @@ impl GitSource {
         let mirror = Mirror::open(&config, &mut remote)?;
         let git =
             GitCli { git: config.git_program.clone(), remote: remote.clone(), ssh_command: mirror.ssh_command.clone() };
-        let pusher = Box::new(GitCli {
-            git: config.git_program.clone(),
-            remote: remote.clone(),
-            ssh_command: mirror.ssh_command.clone(),
-        });
+        // Pushing goes through the trait so a gix implementation can replace the CLI here.
+        let pusher: Box<dyn Pusher> = Box::new(git.clone());
         Ok(GitSource {
             inner: Arc::new(Inner {
                 config,
@@ -143,6 +141,7 @@ impl Source for GitSource {
         let _writing = self.inner.writing.lock().await;
         self.blocking(|inner, repo| {
             let tips = fetch::refresh(repo, &inner.remote, &inner.names, inner.config.depth, &inner.counters)?;
+            inner.mirror.compact_if_needed(&inner.config.git_program)?;
             inner.verify(repo, tips.head, tips.marker)?;
             Ok(Revision::new(tips.head.to_string()))
         })

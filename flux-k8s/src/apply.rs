@@ -182,6 +182,8 @@ impl Shared {
         let established = self
             .poll(|| async {
                 let Ok(Some(live)) = self.fetch(&target).await else { return false };
+                // The server's own status writes are not changes of ours: remember where it is.
+                self.seen.set(crd.group(), &target.id(), resource_version(&live));
                 live.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten().any(|c| {
                     c.get("type").and_then(Value::as_str) == Some("Established")
                         && c.get("status").and_then(Value::as_str) == Some("True")
@@ -230,7 +232,11 @@ impl Shared {
     pub(crate) async fn get(&self, reference: &ObjectRef) -> Result<Option<KubeObject>> {
         let Ok(target) = Target::of(&self.kinds, &reference.api_version, &reference.id).await? else { return Ok(None) };
         match self.fetch(&target).await {
-            Ok(Some(body)) => KubeObject::from_value(body, None).map(Some),
+            Ok(Some(body)) => {
+                let group = flux_core::kinds::api_group(&reference.api_version);
+                self.seen.set(group, &target.id(), resource_version(&body));
+                KubeObject::from_value(body, None).map(Some)
+            }
             Ok(None) => Ok(None),
             Err(refusal) => Err(refusal.into_error(&reference.id.to_string())),
         }

@@ -5,18 +5,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use flux_core::cluster::{CHECKSUM_ANNOTATION, GC_MARK_LABEL};
-use flux_core::{Error, ManagedObject, ObjectRef, ResourceId, Result, SyncIdentity};
+use flux_core::{ManagedObject, ObjectRef, ResourceId, Result, SyncIdentity};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
-use kube::api::{ListParams, PartialObjectMeta};
+use kube::api::PartialObjectMeta;
 use serde_json::Value;
 
 use crate::cluster::Shared;
 use crate::discovery::Kind;
-use crate::errors::Refusal;
-use crate::target::collection;
-
-const PAGE: u32 = 500;
+use crate::list::Detail;
 
 /// One listed object, before duplicates across API groups are removed.
 struct Listed {
@@ -89,35 +86,10 @@ impl Shared {
         Ok(lists.into_iter().flatten().collect())
     }
 
-    /// One kind's matching objects; none when the handle may not list the kind (403) or the
-    /// kind went away (404, 405).
     async fn list_kind(&self, kind: Kind, namespace: Option<String>, selector: &str) -> Result<Vec<Listed>> {
-        let mut items = Vec::new();
-        let mut params = ListParams::default().labels(selector).limit(PAGE);
-        loop {
-            let request = collection(&kind, namespace.as_deref())
-                .list_metadata(&params)
-                .map_err(|e| Error::other_with("cannot build a list request", e))?;
-            let page: kube::core::ObjectList<PartialObjectMeta> = match crate::request::fetch(&self.client, request)
-                .await
-            {
-                Ok(page) => page,
-                Err(refusal) => {
-                    return match refusal {
-                        Refusal::Object(status) if matches!(status.code, 403..=405) => {
-                            tracing::debug!(kind = %kind.resource.kind, namespace = ?namespace, code = status.code, "not listable here: skipped");
-                            Ok(items)
-                        }
-                        refusal => Err(refusal.into_error(&format!("listing {}", kind.resource.kind))),
-                    };
-                }
-            };
-            items.extend(page.items.into_iter().map(|o| Listed { kind: kind.clone(), metadata: o.metadata }));
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => return Ok(items),
-            }
-        }
+        let items: Vec<PartialObjectMeta> =
+            self.list(&kind, namespace.as_deref(), Some(selector), Detail::Metadata).await?;
+        Ok(items.into_iter().map(|o| Listed { kind: kind.clone(), metadata: o.metadata }).collect())
     }
 }
 

@@ -3,14 +3,15 @@
 //!
 //! One full list per workload kind the server serves (per namespace when restricted).
 
+use flux_core::manifest::{Manifest, workloads};
 use flux_core::workload::{pod_containers, rollout_status};
 use flux_core::{Container, KubeObject, Result, Workload, WorkloadStatus};
+use kube::api::DynamicObject;
 use serde_json::Value;
 
 use crate::cluster::Shared;
 use crate::discovery::Kind;
-use crate::errors::Refusal;
-use crate::target::collection;
+use crate::list::Detail;
 
 /// Workload kinds by apiVersion, first served version of a kind wins.
 const WORKLOAD_KINDS: [(&str, &str); 7] = [
@@ -51,25 +52,12 @@ impl Shared {
         Ok(workloads)
     }
 
-    /// Every object of `kind` (in `namespace`, or all); none when forbidden.
-    pub(crate) async fn list_objects(&self, kind: &Kind, namespace: Option<&str>) -> Result<Vec<KubeObject>> {
-        let mut objects = Vec::new();
-        let mut params = kube::api::ListParams::default().limit(500);
-        loop {
-            let request = collection(kind, namespace)
-                .list(&params)
-                .map_err(|e| flux_core::Error::other_with("cannot build a list request", e))?;
-            let page: kube::core::ObjectList<kube::api::DynamicObject> =
-                match crate::request::fetch(&self.client, request).await {
-                    Ok(page) => page,
-                    Err(refusal) => {
-                        return match refusal {
-                            Refusal::Object(status) if matches!(status.code, 403 | 404) => Ok(objects),
-                            refusal => Err(refusal.into_error(&format!("listing {}", kind.resource.kind))),
-                        };
-                    }
-                };
-            for item in page.items {
+    /// Every object of `kind` (in `namespace`, or all), as [`KubeObject`]s.
+    async fn list_objects(&self, kind: &Kind, namespace: Option<&str>) -> Result<Vec<KubeObject>> {
+        let items: Vec<DynamicObject> = self.list(kind, namespace, None, Detail::Full).await?;
+        items
+            .into_iter()
+            .map(|item| {
                 let mut body = serde_json::to_value(&item)
                     .map_err(|e| flux_core::Error::other_with("cannot read a listed object", e))?;
                 // Lists leave out each item's apiVersion and kind.
@@ -77,13 +65,9 @@ impl Shared {
                     map.insert("apiVersion".into(), Value::String(kind.resource.api_version.clone()));
                     map.insert("kind".into(), Value::String(kind.resource.kind.clone()));
                 }
-                objects.push(KubeObject::from_value(body, None)?);
-            }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => return Ok(objects),
-            }
-        }
+                KubeObject::from_value(body, None)
+            })
+            .collect()
     }
 }
 
@@ -96,38 +80,20 @@ fn workload(object: &KubeObject) -> Workload {
     Workload { id: object.id().clone(), containers, status, annotations: object.annotations() }
 }
 
-/// A Flux v1 HelmRelease's images, as the helm-operator read them from `spec.values`: `image`
-/// at the top (container `chart-image`) and `<name>.image` one level down (container `<name>`),
-/// each either `repo:tag` or `{repository, tag}` (with an optional `registry`).
+/// A Flux v1 HelmRelease's images, read from `spec.values` as the manifests in git are
+/// (flux-core's conventions and mapping annotations), named as Flux v1 named them.
 fn helm_release_containers(object: &KubeObject) -> Vec<Container> {
-    let Some(values) = object.pointer(&["spec", "values"]).and_then(Value::as_object) else { return Vec::new() };
-    let mut containers = Vec::new();
-    if let Some(image) = values.get("image").and_then(image_of) {
-        containers.push(Container { name: "chart-image".into(), image, init: false });
-    }
-    for (name, value) in values {
-        if let Some(image) = value.get("image").and_then(image_of) {
-            containers.push(Container { name: name.clone(), image, init: false });
+    let manifest = Manifest { object: object.clone(), file: object.id().to_string(), document: 0 };
+    match workloads(std::slice::from_ref(&manifest)) {
+        Ok(found) => found
+            .into_iter()
+            .flat_map(|w| w.containers)
+            .map(|c| Container { name: c.name, image: c.image.to_string(), init: false })
+            .collect(),
+        Err(errors) => {
+            tracing::warn!(workload = %object.id(), %errors, "HelmRelease images unreadable");
+            Vec::new()
         }
-    }
-    containers
-}
-
-fn image_of(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(m) => {
-            let repository = m.get("repository").and_then(Value::as_str)?;
-            let repository = match m.get("registry").and_then(Value::as_str) {
-                Some(registry) => format!("{registry}/{repository}"),
-                None => repository.to_owned(),
-            };
-            Some(match m.get("tag").and_then(Value::as_str) {
-                Some(tag) => format!("{repository}:{tag}"),
-                None => repository,
-            })
-        }
-        _ => None,
     }
 }
 
@@ -160,7 +126,7 @@ mod tests {
         .expect("valid object");
         let w = workload(&hr);
         let images: Vec<_> = w.containers.iter().map(|c| (c.name.as_str(), c.image.as_str())).collect();
-        assert_eq!(images, [("chart-image", "nginx:1.25"), ("cache", "ghcr.io/team/redis:7")]);
+        assert_eq!(images, [("cache", "ghcr.io/team/redis:7"), ("chart-image", "nginx:1.25")]);
         assert_eq!(w.status, WorkloadStatus::Ready);
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use flux_core::{Error, ImageRepo, Platform};
 use jiff::Timestamp;
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the stored shapes change: an older file is discarded.
 const FORMAT: &str = "flux-registry-cache-v1";
@@ -35,6 +35,7 @@ pub(crate) struct TagDigest {
     pub(crate) checked: Timestamp,
 }
 
+/// A repository's last complete tag list, and since when the registry has listed exactly it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TagList {
     pub(crate) tags: Vec<String>,
@@ -170,8 +171,13 @@ impl Cache {
     }
 
     /// Stores a repository's complete tag list durably, and forgets the digests of tags gone.
+    /// An unchanged list is not written again (a warm rescan then writes nothing).
     pub(crate) fn put_tag_list(&self, repo: &ImageRepo, list: &TagList) {
-        if let Some(old) = self.tag_list(repo) {
+        let old = self.tag_list(repo);
+        if old.as_ref().is_some_and(|old| old.tags == list.tags) {
+            return;
+        }
+        if let Some(old) = old {
             let gone: Vec<String> =
                 old.tags.iter().filter(|t| list.tags.binary_search(t).is_err()).map(|t| tag_key(repo, t)).collect();
             if !gone.is_empty() {

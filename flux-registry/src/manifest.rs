@@ -36,9 +36,9 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed, String> {
         return Err(format!("schema version {:?} is not supported", probe.schema_version));
     }
     let is_index = match probe.media_type.as_deref() {
-        Some(oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE | oci_client::manifest::IMAGE_MANIFEST_LIST_MEDIA_TYPE) => {
-            true
-        }
+        Some(
+            oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE | oci_client::manifest::IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+        ) => true,
         Some(_) => false,
         None => probe.manifests.is_some(),
     };
@@ -49,7 +49,8 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed, String> {
             .into_iter()
             .filter_map(|m| {
                 let p = m.platform?;
-                let platform = Platform { os: p.os.to_string(), architecture: p.architecture.to_string(), variant: p.variant };
+                let platform =
+                    Platform { os: p.os.to_string(), architecture: p.architecture.to_string(), variant: p.variant };
                 Some((platform, m.digest))
             })
             .collect();

@@ -40,7 +40,8 @@ impl OciRegistry {
     pub fn new(config: RegistryConfig) -> Result<Self> {
         let mut ca_pem = Vec::new();
         for path in &config.ca_bundles {
-            let pem = std::fs::read(path).map_err(|e| Error::other_with(format!("reading CA bundle {}", path.display()), e))?;
+            let pem = std::fs::read(path)
+                .map_err(|e| Error::other_with(format!("reading CA bundle {}", path.display()), e))?;
             ca_pem.extend_from_slice(&pem);
             ca_pem.push(b'\n');
         }
@@ -127,7 +128,8 @@ impl OciRegistry {
         if let Some(m) = self.cache.manifest(&digest) {
             return Ok((digest, m));
         }
-        let parsed = manifest::parse(&reply.body).map_err(|why| Error::other(format!("{image}: manifest {digest}: {why}")))?;
+        let parsed =
+            manifest::parse(&reply.body).map_err(|why| Error::other(format!("{image}: manifest {digest}: {why}")))?;
         let m = match parsed {
             Parsed::Index(index) => index,
             Parsed::Image { config_digest } => {
@@ -175,7 +177,9 @@ impl Registry for OciRegistry {
         while let Some(path) = next.take() {
             pages += 1;
             if pages > MAX_TAG_PAGES {
-                return Err(Error::other(format!("{repository}: the tag list did not end after {MAX_TAG_PAGES} pages")));
+                return Err(Error::other(format!(
+                    "{repository}: the tag list did not end after {MAX_TAG_PAGES} pages"
+                )));
             }
             let reply = self.get(repository, &path, &["application/json"]).await?;
             if reply.status == StatusCode::NOT_FOUND {

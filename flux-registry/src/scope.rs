@@ -16,9 +16,17 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
-    pub(crate) fn new(include_images: &[String], exclude_images: &[String], exclude_tags: &[String]) -> Result<Self, Error> {
+    pub(crate) fn new(
+        include_images: &[String],
+        exclude_images: &[String],
+        exclude_tags: &[String],
+    ) -> Result<Self, Error> {
         Ok(Scope {
-            include_images: if include_images.is_empty() { None } else { Some(globs("include image", include_images)?) },
+            include_images: if include_images.is_empty() {
+                None
+            } else {
+                Some(globs("include image", include_images)?)
+            },
             exclude_images: globs("exclude image", exclude_images)?,
             exclude_tags: globs("exclude tag", exclude_tags)?,
         })

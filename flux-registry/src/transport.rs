@@ -144,9 +144,8 @@ impl Transport {
                     let status = response.status();
                     let headers = response.headers().clone();
                     match response.bytes().await {
-                        Ok(body) if status == StatusCode::UNAUTHORIZED && !refreshed_token => {
+                        Ok(_) if status == StatusCode::UNAUTHORIZED && !refreshed_token => {
                             // The first refusal may be a bearer challenge: fetch a token, once.
-                            drop(body);
                             refreshed_token = true;
                             if self.fetch_token(repo, &credential, &token_key).await? {
                                 continue;

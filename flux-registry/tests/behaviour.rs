@@ -118,7 +118,11 @@ async fn the_cache_survives_a_restart_and_a_warm_rescan_costs_one_request() {
     assert_eq!(proxy.requests(), vec!["GET /v2/conformance/app/tags/list?n=1000".to_owned()], "exactly one request");
 
     // A new tag costs its own metadata only.
-    server.pusher().push_image(&format!("{}/conformance/app:2.0.0", server.host()), Some("2024-01-01T00:00:00Z")).await.expect("push");
+    server
+        .pusher()
+        .push_image(&format!("{}/conformance/app:2.0.0", server.host()), Some("2024-01-01T00:00:00Z"))
+        .await
+        .expect("push");
     proxy.clear();
     let infos = scan(&registry, &repo).await;
     assert_eq!(infos.len(), APP_TAGS + 2);
@@ -140,7 +144,11 @@ async fn moved_tags_are_noticed_on_the_recheck_schedule_with_one_head_each() {
         registry.image_info(&repo.tagged("1")).await.expect("info")
     };
     assert_eq!(before.created, None);
-    server.pusher().push_image(&format!("{}/conformance/undated:1", server.host()), Some("2025-05-05T05:05:05Z")).await.expect("push");
+    server
+        .pusher()
+        .push_image(&format!("{}/conformance/undated:1", server.host()), Some("2025-05-05T05:05:05Z"))
+        .await
+        .expect("push");
 
     proxy.clear();
     let registry = OciRegistry::new(config(Duration::from_secs(3600))).expect("registry");
@@ -165,8 +173,8 @@ async fn moved_tags_are_noticed_on_the_recheck_schedule_with_one_head_each() {
 async fn rate_limits_and_server_errors_are_retried_a_bounded_number_of_times() {
     let Some((_server, proxy)) = fixture_server().await else { return };
     let repo = app(proxy.host());
-    let registry = OciRegistry::new(RegistryConfig { max_retries: 3, ..common::plain_config(proxy.host()) })
-        .expect("registry");
+    let registry =
+        OciRegistry::new(RegistryConfig { max_retries: 3, ..common::plain_config(proxy.host()) }).expect("registry");
 
     proxy.inject([Fault::Status(429, Some(1)), Fault::Status(429, None), Fault::Status(503, None)]);
     assert_eq!(registry.tags(&repo).await.expect("tags after retries").len(), APP_TAGS + 1);
@@ -184,11 +192,9 @@ async fn rate_limits_and_server_errors_are_retried_a_bounded_number_of_times() {
     assert!(matches!(err, Error::Transient { .. }) && err.is_retryable(), "{err:?}");
 
     // A timeout is retried too.
-    let impatient = OciRegistry::new(RegistryConfig {
-        timeout: Duration::from_millis(300),
-        ..common::plain_config(proxy.host())
-    })
-    .expect("registry");
+    let impatient =
+        OciRegistry::new(RegistryConfig { timeout: Duration::from_millis(300), ..common::plain_config(proxy.host()) })
+            .expect("registry");
     proxy.clear();
     proxy.inject([Fault::Stall(Duration::from_secs(2))]);
     let info = impatient.image_info(&repo.tagged("1.0.2")).await.expect("answered after a timed-out try");
@@ -230,7 +236,7 @@ struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -242,13 +248,15 @@ impl std::io::Write for LogCapture {
 async fn credentials_never_appear_in_errors_debug_or_logs() {
     const PASSWORD: &str = "Sup3r-s3cret-pa55";
     let Some(server) = TestRegistry::start_tls("robot", PASSWORD) else { return };
-    server.pusher().push_image(&format!("{}/team/app:1.0", server.host()), Some("2024-02-02T00:00:00Z")).await.expect("push");
+    server
+        .pusher()
+        .push_image(&format!("{}/team/app:1.0", server.host()), Some("2024-02-02T00:00:00Z"))
+        .await
+        .expect("push");
     let capture = LogCapture::default();
     let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let repo: ImageRepo = format!("{}/team/app", server.host()).parse().expect("valid");
@@ -284,7 +292,10 @@ async fn credentials_never_appear_in_errors_debug_or_logs() {
     let by_secret = with(Credential::Anonymous);
     let auth = base64_basic("robot", PASSWORD);
     let secret = format!(r#"{{"auths":{{"https://{}":{{"auth":"{auth}"}}}}}}"#, server.host());
-    assert_eq!(by_secret.add_pull_secret("team/regcred", secret.as_bytes()).expect("a valid secret"), vec![server.host()]);
+    assert_eq!(
+        by_secret.add_pull_secret("team/regcred", secret.as_bytes()).expect("a valid secret"),
+        vec![server.host()]
+    );
     assert_eq!(by_secret.tags(&repo).await.expect("tags with the pull secret"), vec!["1.0"]);
     shown.push_str(&format!("{by_secret:?}"));
 

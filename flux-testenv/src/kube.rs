@@ -149,10 +149,16 @@ impl KubeApiServer {
     /// The server logs a request's completion just after answering it, so this waits until the
     /// count holds still for 300 ms.
     pub fn write_requests(&self, user: &str) -> usize {
-        let mut last = count_writes(&self.audit_log(), user);
+        self.requests(user, &WRITE_VERBS)
+    }
+
+    /// How many completed requests with one of `verbs` (`get`, `list`, `patch`…) `user` has made
+    /// so far, according to the audit log; waits like [`KubeApiServer::write_requests`].
+    pub fn requests(&self, user: &str, verbs: &[&str]) -> usize {
+        let mut last = count_requests(&self.audit_log(), user, verbs);
         loop {
             std::thread::sleep(Duration::from_millis(300));
-            let now = count_writes(&self.audit_log(), user);
+            let now = count_requests(&self.audit_log(), user, verbs);
             if now == last {
                 return now;
             }
@@ -193,17 +199,17 @@ fn token(user: &str) -> String {
     format!("{user}-token-0123456789")
 }
 
-/// Counts completed write requests by `user` in an audit log (JSON lines, as kube-apiserver writes
-/// them: compact, `"key":"value"`).
-fn count_writes(log: &str, user: &str) -> usize {
+/// The verbs that change something.
+const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+/// Counts completed requests by `user` with one of `verbs` in an audit log (JSON lines, as
+/// kube-apiserver writes them: compact, `"key":"value"`).
+fn count_requests(log: &str, user: &str, verbs: &[&str]) -> usize {
     let by_user = format!("\"username\":\"{user}\"");
+    let verbs: Vec<String> = verbs.iter().map(|v| format!("\"verb\":\"{v}\"")).collect();
     log.lines()
         .filter(|l| l.contains("\"stage\":\"ResponseComplete\"") && l.contains(&by_user))
-        .filter(|l| {
-            ["create", "update", "patch", "delete", "deletecollection"]
-                .iter()
-                .any(|v| l.contains(&format!("\"verb\":\"{v}\"")))
-        })
+        .filter(|l| verbs.iter().any(|v| l.contains(v.as_str())))
         .count()
 }
 
@@ -225,7 +231,8 @@ mod tests {
             r#"{"stage":"ResponseComplete","verb":"create","user":{"username":"flux-admin"}}"#,
         ]
         .join("\n");
-        assert_eq!(count_writes(&log, ADMIN), 2);
-        assert_eq!(count_writes(&log, RESTRICTED), 0);
+        assert_eq!(count_requests(&log, ADMIN, &WRITE_VERBS), 2);
+        assert_eq!(count_requests(&log, ADMIN, &["list"]), 1);
+        assert_eq!(count_requests(&log, RESTRICTED, &WRITE_VERBS), 0);
     }
 }

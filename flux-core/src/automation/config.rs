@@ -7,14 +7,12 @@ use crate::image::{ImageRef, ImageRepo};
 use crate::manifest::ManifestOptions;
 use crate::source::Author;
 
-/// Which image repositories are scanned: those the automated workloads use, plus
-/// [`ImageScope::extra`], kept only if they match `include` (when given) and no `exclude`.
+/// Which image repositories are scanned: those the automated workloads use (for listing: those
+/// any workload uses), kept only if they match `include` (when given) and no `exclude`.
 /// Globs match the normalised repository (`docker.io/library/nginx`) and the reference as
 /// written in the manifest (`nginx`).
 #[derive(Debug, Clone, Default)]
 pub struct ImageScope {
-    /// Repositories to scan even if no automated workload uses them (for listing images).
-    pub extra: Vec<ImageRepo>,
     /// When not empty, only repositories matching one of these globs.
     pub include: Vec<String>,
     /// Repositories matching any of these globs are never scanned.
@@ -125,7 +123,6 @@ mod tests {
         let scope = ImageScope {
             include: vec!["docker.io/library/*".into(), "ghcr.io/team/*".into()],
             exclude: vec!["*/nginx".into()],
-            ..Default::default()
         };
         let s = scope.compile().unwrap();
         let repo = |r: &str| r.parse::<ImageRef>().unwrap();
@@ -133,6 +130,6 @@ mod tests {
         assert!(!s.admits(&repo("nginx").repository(), Some(&repo("nginx:1"))), "excluded by the written form too");
         assert!(s.admits(&repo("ghcr.io/team/app").repository(), None));
         assert!(!s.admits(&repo("quay.io/x/y").repository(), None), "not included");
-        assert!(ImageScope { exclude: vec!["[".into()], ..Default::default() }.compile().is_err());
+        assert!(ImageScope { include: vec![], exclude: vec!["[".into()] }.compile().is_err());
     }
 }

@@ -47,6 +47,42 @@ pub struct AutomationReport {
     pub registry_errors: Vec<RegistryFailure>,
 }
 
+/// One tag of a repository, as listed for people.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AvailableTag {
+    /// The tag.
+    pub tag: String,
+    /// When its image was built, if it says.
+    pub created: Option<jiff::Timestamp>,
+}
+
+/// One container's image and what its repository offers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerImages {
+    /// The container.
+    pub container: String,
+    /// Its image in git.
+    pub current: crate::ImageRef,
+    /// Its tag filter.
+    pub filter: TagFilter,
+    /// The tag its filter would choose now, if any.
+    pub latest: Option<String>,
+    /// Every tag of the repository, newest first (undated ones last, by name).
+    pub available: Vec<AvailableTag>,
+    /// Why the repository could not be listed, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A workload's containers and their images.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkloadImages {
+    /// The workload.
+    pub workload: crate::ResourceId,
+    /// Its containers.
+    pub containers: Vec<ContainerImages>,
+}
+
 /// Registry → git: automation passes and releases. See [the module docs](crate::automation).
 pub struct AutomationEngine {
     source: Arc<dyn Source>,
@@ -86,6 +122,66 @@ impl AutomationEngine {
     /// Its configuration.
     pub fn config(&self) -> &AutomationConfig {
         &self.config
+    }
+
+    /// Every workload's (or one workload's) containers with the tags their repositories offer,
+    /// newest first: what `fluxctl list-images` shows. Repositories outside the scope are listed
+    /// without tags.
+    ///
+    /// # Errors
+    /// When the repository cannot be read; registry errors are per container.
+    pub async fn images(&self, only: Option<&crate::ResourceId>) -> Result<Vec<WorkloadImages>> {
+        let scope = self.config.scope.compile()?;
+        let state = RepoState::read(self.source.as_ref(), &self.config).await?;
+        let chosen: Vec<&WorkloadManifest> =
+            state.workloads.iter().filter(|w| only.is_none_or(|id| &w.id == id)).collect();
+        if let Some(id) = only.filter(|_| chosen.is_empty()) {
+            return Err(crate::Error::not_found(format!("workload {id}")));
+        }
+        let mut wanted: BTreeMap<ImageRepo, Vec<TagFilter>> = BTreeMap::new();
+        for c in chosen.iter().flat_map(|w| &w.containers) {
+            if scope.admits(&c.image.repository(), Some(&c.image)) {
+                wanted.insert(c.image.repository(), vec![TagFilter::any()]);
+            }
+        }
+        let catalog = scan(self.registry.as_ref(), wanted, self.config.registry_concurrency).await;
+        Ok(chosen
+            .into_iter()
+            .map(|w| WorkloadImages {
+                workload: w.id.clone(),
+                containers: w
+                    .containers
+                    .iter()
+                    .map(|c| {
+                        let filter = w.policies.tag_filter(&c.name);
+                        let (available, error) = match catalog.tags(&c.image.repository()) {
+                            Some(Ok(tags)) => {
+                                let mut list: Vec<AvailableTag> = tags
+                                    .iter()
+                                    .map(|t| AvailableTag { tag: t.tag.clone(), created: t.created })
+                                    .collect();
+                                list.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.tag.cmp(&b.tag)));
+                                (list, None)
+                            }
+                            Some(Err(e)) => (Vec::new(), Some(e.to_owned())),
+                            None => (Vec::new(), None),
+                        };
+                        let latest = match choose(&catalog, c, &filter) {
+                            Choice::Latest(tag) => Some(tag),
+                            _ => None,
+                        };
+                        ContainerImages {
+                            container: c.name.clone(),
+                            current: c.image.clone(),
+                            filter,
+                            latest,
+                            available,
+                            error,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     /// One automation pass: every automated, unlocked workload's containers are moved to the

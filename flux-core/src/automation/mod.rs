@@ -41,7 +41,9 @@ mod state;
 mod write;
 
 pub use config::{AutomationConfig, CommitTemplate, ImageScope};
-pub use engine::{AutomationEngine, AutomationReport, FailedChange, RegistryFailure};
+pub use engine::{
+    AutomationEngine, AutomationReport, AvailableTag, ContainerImages, FailedChange, RegistryFailure, WorkloadImages,
+};
 pub use policy_store::{ManifestPolicyStore, tag_all_containers};
 pub use release::{
     ContainerOutcome, ContainerRelease, ImageSelector, ReleaseResult, ReleaseSpec, WorkloadOutcome, WorkloadRelease,

@@ -14,11 +14,6 @@ use crate::manifest::{CompiledFilter, TagCandidate};
 use crate::policy::TagFilter;
 use crate::registry::Registry;
 
-/// Whether a filter chooses by `created` time (so the tags it matches need metadata).
-pub(crate) fn orders_by_time(filter: &TagFilter) -> bool {
-    matches!(filter.kind_and_pattern().0, "glob" | "regex" | "regexp")
-}
-
 /// What the registry said of each repository asked about.
 #[derive(Debug, Clone, Default)]
 pub struct ImageCatalog {
@@ -64,7 +59,7 @@ async fn scan_one(
 ) -> Result<Vec<TagCandidate>, String> {
     let tags = registry.tags(repo).await.map_err(|e| format!("listing tags of {repo}: {e}"))?;
     let timed: Vec<CompiledFilter> =
-        filters.iter().filter(|f| orders_by_time(f)).filter_map(|f| f.compile().ok()).collect();
+        filters.iter().filter_map(|f| f.compile().ok()).filter(CompiledFilter::orders_by_time).collect();
     let needs_time = |tag: &str| timed.iter().any(|f| f.matches(tag));
     let lookups = tags.into_iter().map(|tag| async move {
         if !needs_time(&tag) {

@@ -486,3 +486,21 @@ async fn policy_edits_change_only_annotation_lines_and_say_so_in_the_commit() {
     assert_eq!(policies[&web.id].tag_filters.len(), 2);
     assert!(source.log()[0].message.starts_with("Updated tag filters: default:deployment/web"));
 }
+
+#[tokio::test]
+async fn images_lists_tags_newest_first_with_the_filters_choice() {
+    let f = Fixture::new(&[(
+        "web.yaml",
+        deployment("web", &[("fluxcd.io/tag.web", "glob:main-*")], &[("web", "registry.local/web:main-aaa")]),
+    )]);
+    let images = f.engine().images(None).await.unwrap();
+    let web = &images[0].containers[0];
+    assert_eq!(
+        web.available.iter().map(|t| t.tag.as_str()).collect::<Vec<_>>(),
+        ["feature-x", "main-ccc", "main-bbb", "main-aaa"]
+    );
+    assert_eq!(web.latest.as_deref(), Some("main-ccc"));
+    assert_eq!(web.filter.as_str(), "glob:main-*");
+    let err = f.engine().images(Some(&id("default:deployment/ghost"))).await.unwrap_err();
+    assert!(err.is_not_found());
+}

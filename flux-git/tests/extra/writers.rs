@@ -146,3 +146,30 @@ async fn links_out_of_the_repository_are_refused() {
     assert!(invalid(&source.read_file(&head, "etc/passwd").await.unwrap_err()));
     assert!(invalid(&source.files(&head, &["etc".into()]).await.unwrap_err()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_without_the_branch_is_not_found() {
+    let Some(repo) = BareRepo::new() else { return };
+    let err = open(GitConfig::new(repo.file_url(), "production")).refresh().await.unwrap_err();
+    assert!(err.is_not_found() && err.to_string().contains("production"), "{err:?}");
+    let empty = tempfile::tempdir().unwrap();
+    flux_testenv::git::git(empty.path(), &["init", "--quiet", "--bare"], None);
+    let err = open(GitConfig::new(empty.path().display().to_string(), "main")).refresh().await.unwrap_err();
+    assert!(err.is_not_found(), "an empty repository has no revision yet: {err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_incremental_fetches_keep_working() {
+    let Some(repo) = BareRepo::new() else { return };
+    let Some(daemon) = GitDaemon::start(&repo) else { return };
+    let source = open(GitConfig::new(daemon.url(), "main"));
+    source.refresh().await.unwrap();
+    // Every fetch adds a pack; more of them than the mirror has index slots (64) unless it repacks.
+    for i in 0..70 {
+        let new = repo.commit_files(&[("counter.yaml", format!("n: {i}\n").as_bytes())], "tick");
+        let head = source.refresh().await.unwrap();
+        assert_eq!(head.as_str(), new, "fetch {i}");
+        assert_eq!(source.read_file(&head, "counter.yaml").await.unwrap(), format!("n: {i}\n").as_bytes());
+    }
+    assert_eq!(source.fetch_stats().pack_fetches, 71);
+}

@@ -17,11 +17,8 @@ pub async fn push_fixture(pusher: &Pusher, images: &[FixtureImage]) {
             let created = image.created.map(|t| t.to_string());
             pusher.push_image(&reference, created.as_deref()).await.unwrap_or_else(|e| panic!("push {reference}: {e}"));
         } else {
-            let entries: Vec<(String, String, String)> = image
-                .platforms
-                .iter()
-                .map(|(p, t)| (p.os.clone(), p.architecture.clone(), t.to_string()))
-                .collect();
+            let entries: Vec<(String, String, String)> =
+                image.platforms.iter().map(|(p, t)| (p.os.clone(), p.architecture.clone(), t.to_string())).collect();
             let entries: Vec<(&str, &str, &str)> =
                 entries.iter().map(|(o, a, t)| (o.as_str(), a.as_str(), t.as_str())).collect();
             pusher.push_index(&reference, &entries).await.unwrap_or_else(|e| panic!("push {reference}: {e}"));
