@@ -42,9 +42,21 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     assert!(servers.repo.git(&["tag", "--list"]).is_empty(), "a dry run moved the sync marker");
 
     // The daemon syncs everything at start.
+    let metrics_port = flux_testenv::free_port();
+    let metrics_flag = format!("--listen-metrics=127.0.0.1:{metrics_port}");
+    let secret_file = servers.work.path().join("github-secret");
+    std::fs::write(&secret_file, "hook-secret\n").expect("write the webhook secret");
+    let secret_flag = format!("--webhook-github-secret-file={}", secret_file.display());
     let fluxd = Fluxd::start(
         &servers,
-        &["--git-poll-interval=1s", "--sync-interval=2s", "--automation-interval=1h", "--sync-garbage-collection"],
+        &[
+            "--git-poll-interval=1s",
+            "--sync-interval=2s",
+            "--automation-interval=1h",
+            "--sync-garbage-collection",
+            &metrics_flag,
+            &secret_flag,
+        ],
     );
     let app = format!("{reg}/demo/app");
     assert!(
@@ -99,6 +111,38 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
             == Some(&format!("{app}:1.2.0"))),
         "the cluster did not follow the automation commit"
     );
+
+    // Metrics count the syncs, the automation updates and the registry lookups by host.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(metrics.contains("flux_automation_updates_total 3"), "{metrics}");
+    assert!(metrics.contains("flux_syncs_total{outcome=\"success\"}"), "{metrics}");
+    assert!(metrics.contains(&format!("host=\"{reg}\"")), "registry calls by host: {metrics}");
+
+    // A GitHub push webhook is accepted only with the right signature.
+    let push = br#"{"ref":"refs/heads/main"}"#;
+    let sign = |key: &[u8]| {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+        mac.update(push);
+        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256={hex}")
+    };
+    for (key, expected) in [(&b"hook-secret"[..], 202), (&b"wrong"[..], 401)] {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/notify/github", fluxd.url))
+            .header("X-GitHub-Event", "push")
+            .header("X-Hub-Signature-256", sign(key))
+            .body(push.to_vec())
+            .send()
+            .await
+            .expect("reach fluxd");
+        assert_eq!(response.status().as_u16(), expected);
+    }
 
     // Policies through fluxctl, each one commit changing one annotation.
     let mut head = servers.repo.head();
