@@ -16,7 +16,14 @@ pub(crate) async fn once(parts: &Parts, scanning: bool) -> flux_core::Result<boo
     print!("{}", sync_text(&report));
     let mut ok = report.is_success();
     if scanning {
-        let auto = parts.automation.automate().await?;
+        // An automation error (an unreadable manifest, say) fails the round, it does not abort it.
+        let auto = match parts.automation.automate().await {
+            Ok(auto) => auto,
+            Err(e) => {
+                println!("automation FAILED: {e}");
+                return Ok(false);
+            }
+        };
         print!("{}", automation_text(&auto, false));
         ok &= auto.failed.is_empty() && auto.registry_errors.is_empty();
         if auto.revision.is_some() {
@@ -41,7 +48,13 @@ pub(crate) async fn dry_run(parts: &Parts, scanning: bool) -> flux_core::Result<
         let registry: Arc<dyn Registry> = parts.registry.clone();
         let engine =
             AutomationEngine::new(recording.clone() as Arc<dyn Source>, registry, parts.automation.config().clone());
-        let auto = engine.automate().await?;
+        let auto = match engine.automate().await {
+            Ok(auto) => auto,
+            Err(e) => {
+                println!("automation FAILED: {e}");
+                return Ok(false);
+            }
+        };
         print!("{}", automation_text(&auto, true));
         for commit in recording.commits() {
             println!("automation would commit \"{}\":", commit.message.lines().next().unwrap_or_default());

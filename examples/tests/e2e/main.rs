@@ -228,6 +228,8 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     assert!(servers.get("v1", "demo:configmap/config").await.is_some(), "a broken revision deleted objects");
     servers.delete("deploy/broken.yaml", "Fix it");
     fluxd.fluxctl_ok(&["sync"]);
+    let log = fluxd.log();
+    assert!(!log.contains(TOKEN) && !log.contains("hook-secret"), "a secret reached the log");
     fluxd.terminate();
 
     // GC dry-run only reports: a one-shot run with the object gone from git.
@@ -236,4 +238,11 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("demo:configmap/config would be pruned"), "{}", text(&out.stdout));
     assert!(servers.get("v1", "demo:configmap/config").await.is_some(), "GC dry-run deleted");
+
+    // --once fails loudly (non-zero exit) on a broken revision, and deletes nothing.
+    servers.commit(&[("deploy/broken.yaml", "kind: [\n")], "Break it again");
+    let out = servers.fluxd_once(&["--once", "--sync-garbage-collection"]);
+    assert_eq!(out.status.code(), Some(1), "a failed round must exit 1");
+    assert!(text(&out.stdout).contains("FAILED") && text(&out.stdout).contains("broken.yaml"));
+    assert!(servers.get("v1", "demo:configmap/config").await.is_some(), "a broken revision pruned");
 }
