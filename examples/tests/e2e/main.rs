@@ -7,6 +7,7 @@ mod harness;
 use flux_testenv::wait_until;
 use harness::{Fluxd, PATIENCE, Servers, TOKEN, text};
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
 
 const T1: &str = "2024-01-01T00:00:00Z";
 const T2: &str = "2024-02-01T00:00:00Z";
@@ -20,6 +21,24 @@ fn running_image(fluxd: &Fluxd, id: &str, container: &str) -> Option<String> {
     let running = w["status"].is_object();
     let c = w["containers"].as_array()?.iter().find(|c| c["name"] == container)?;
     running.then(|| c["image"].as_str().unwrap_or_default().to_owned())
+}
+
+/// An HTTP endpoint recording every JSON body posted to it, with its path.
+async fn notification_sink() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+    let received: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let store = received.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+        let store = store.clone();
+        async move {
+            let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((uri.path().to_owned(), value));
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the sink");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,9 +66,14 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     let secret_file = servers.work.path().join("github-secret");
     std::fs::write(&secret_file, "hook-secret\n").expect("write the webhook secret");
     let secret_flag = format!("--webhook-github-secret-file={}", secret_file.display());
+    let (hook_url, received) = notification_sink().await;
+    let webhook_flag = format!("--notify-webhook-url={hook_url}/hook");
+    let slack_flag = format!("--notify-slack-url={hook_url}/slack");
     let fluxd = Fluxd::start(
         &servers,
         &[
+            &webhook_flag,
+            &slack_flag,
             "--git-poll-interval=1s",
             "--sync-interval=2s",
             "--automation-interval=1h",
@@ -209,6 +233,18 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     let message = servers.repo.git(&["log", "-1", "--format=%B"]);
     assert!(message.contains("jane") && message.contains("nightly"), "the commit records who and why: {message}");
     assert_ne!(servers.repo.head(), head);
+
+    // Sync and release outcomes were announced to the JSON webhook and to Slack.
+    assert!(
+        wait_until(PATIENCE, || {
+            let got = received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let hook = |event: &str| got.iter().any(|(p, b)| p == "/hook" && b["event"] == event);
+            let slack =
+                got.iter().any(|(p, b)| p == "/slack" && b["text"].as_str().is_some_and(|t| t.starts_with("Released")));
+            hook("release") && hook("sync") && slack
+        }),
+        "notifications missing"
+    );
 
     // A manifest removed from git is pruned (GC on).
     servers.delete("deploy/extra.yaml", "Drop extra");
