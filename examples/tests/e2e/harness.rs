@@ -21,9 +21,23 @@ pub(crate) fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
     let path = profile_dir.join("examples").join(name);
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing: build it with `cargo build -p examples --examples` (cargo test -p examples does)",
+            path.display()
+        )
+    });
+    // `cargo test --test e2e` alone does not rebuild examples: refuse to test a stale binary.
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = [name, "common"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(sources.join(dir)).ok())
+        .flatten()
+        .filter_map(|entry| entry.ok()?.metadata().ok()?.modified().ok())
+        .max();
     assert!(
-        path.is_file(),
-        "{} is missing: build it first with `cargo build -p examples --examples` (cargo test builds it too)",
+        newest.is_none_or(|newest| newest <= built),
+        "{} is older than its sources: rebuild with `cargo build -p examples --examples`",
         path.display()
     );
     path
