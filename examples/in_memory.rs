@@ -1,65 +1,70 @@
-//! The smallest whole loop, all in memory: a revision of files in a Source, its objects applied
-//! to a Cluster, a change committed, applied again.
+//! The sync loop, all in memory: YAML manifests in a Source, synced to a Cluster by the
+//! SyncEngine; a change committed and synced; a manifest removed and garbage-collected.
 //!
 //! Run it with `cargo run -p examples --example in_memory`.
 
-use flux_core::memory::{MemoryCluster, MemorySource};
-use flux_core::{ApplyOutcome, Author, Cluster, CommitRequest, FileChange, KubeObject, Location, Source, WriteOptions};
+use std::sync::Arc;
 
-/// Reads every `.json` object under `path` at the head of `source` and applies it.
-async fn sync(source: &MemorySource, cluster: &MemoryCluster, path: &str) -> flux_core::Result<()> {
-    let head = source.refresh().await?;
-    let mut objects = Vec::new();
-    for file in source.files(&head, &[path.to_owned()]).await? {
-        let at = Location::file(&file.path);
-        let value =
-            serde_json::from_slice(&file.content).map_err(|e| flux_core::Error::invalid(at.clone(), e.to_string()))?;
-        objects.push(KubeObject::from_value(value, Some(at))?);
-    }
-    for result in cluster.apply(&objects, WriteOptions::default()).await? {
-        let verb = match result.outcome {
+use flux_core::generate::ManifestGenerator;
+use flux_core::memory::{MemoryCluster, MemorySource};
+use flux_core::sync::{GarbageCollection, SyncConfig, SyncEngine, SyncReport};
+use flux_core::{ApplyOutcome, Author, CommitRequest, FileChange, Source, SyncIdentity};
+
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n";
+
+fn settings(colour: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: demo\ndata:\n  colour: {colour}\n"
+    )
+}
+
+fn print(title: &str, report: &SyncReport) {
+    println!("{title} (revision {}):", report.revision.short());
+    for r in &report.applied {
+        let verb = match &r.outcome {
             ApplyOutcome::Created => "created".to_owned(),
             ApplyOutcome::Configured => "configured".to_owned(),
             ApplyOutcome::Unchanged => "unchanged".to_owned(),
             ApplyOutcome::Failed { reason } => format!("failed: {reason}"),
         };
-        println!("  {} {verb}", result.id);
+        println!("  {} {verb}", r.id);
     }
+    for p in &report.pruned {
+        println!("  {} pruned", p.id);
+    }
+    println!("  {} already as desired (nothing sent for them); errors: {:?}", report.unchanged, report.errors);
+}
+
+async fn commit(source: &MemorySource, changes: Vec<FileChange>, message: &str) -> flux_core::Result<()> {
+    let base = source.refresh().await?;
+    let author = Author::new("Jane", "jane@example.com");
+    source.commit(&CommitRequest { base, changes, author, message: message.into() }).await?;
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> flux_core::Result<()> {
-    let config = |colour: &str| {
-        serde_json::json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "settings", "namespace": "demo"},
-            "data": {"colour": colour}
-        })
-        .to_string()
-    };
-    let namespace = r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}"#;
     let source = MemorySource::with_files([
-        ("deploy/00-namespace.json", namespace.to_owned()),
-        ("deploy/settings.json", config("blue")),
+        ("deploy/settings.yaml", settings("blue")),
+        ("deploy/extra.yaml", settings("x").replace("settings", "extra")),
+        ("deploy/namespace.yaml", NAMESPACE.to_owned()),
     ])?;
     let cluster = MemoryCluster::new();
+    let mut config = SyncConfig::new(SyncIdentity::new("demo")?, ["deploy"]);
+    config.garbage_collection = GarbageCollection::On;
+    let engine = SyncEngine::new(
+        Arc::new(source.clone()),
+        Arc::new(cluster.clone()),
+        Arc::new(ManifestGenerator::default()),
+        config,
+    );
 
-    println!("first sync:");
-    sync(&source, &cluster, "deploy").await?;
-    println!("second sync, nothing changed:");
-    sync(&source, &cluster, "deploy").await?;
-
-    let head = source.refresh().await?;
-    let request = CommitRequest {
-        base: head,
-        changes: vec![FileChange::write("deploy/settings.json", config("green"))],
-        author: Author::new("Jane", "jane@example.com"),
-        message: "Paint it green".into(),
-    };
-    let revision = source.commit(&request).await?;
-    println!("committed {}; third sync:", revision.short());
-    sync(&source, &cluster, "deploy").await?;
+    print("first sync", &engine.sync_head().await?);
+    print("second sync, nothing changed", &engine.sync_head().await?);
+    commit(&source, vec![FileChange::write("deploy/settings.yaml", settings("green"))], "Paint it green").await?;
+    print("after a commit", &engine.sync_head().await?);
+    commit(&source, vec![FileChange::delete("deploy/extra.yaml")], "Drop extra").await?;
+    print("after removing a manifest", &engine.sync_head().await?);
     println!("writes to the cluster: {:?}", cluster.writes());
     Ok(())
 }

@@ -41,19 +41,30 @@
 //! # }
 //! ```
 
+pub mod automation;
 pub mod cluster;
 pub mod error;
+pub mod generate;
 pub mod image;
+pub mod jobs;
 pub mod kinds;
+pub mod manifest;
 pub mod memory;
 pub mod object;
 pub mod policy;
 pub mod registry;
 pub mod resource;
 pub mod source;
+pub mod sync;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod workload;
+
+/// Locks a mutex, taking the data even if a thread panicked holding it: every critical section
+/// in this crate leaves its data consistent before anything can panic.
+pub(crate) fn memory_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 pub use cluster::{
     ApplyOutcome, ApplyResult, Cluster, Container, DeleteOutcome, DeleteResult, ManagedObject, ObjectRef, SyncIdentity,

@@ -28,17 +28,37 @@ pub fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
 /// The containers of a pod workload, init containers first, in spec order; `None` when the
 /// object is not a pod workload. Containers without a name or image are skipped.
 pub fn pod_containers(object: &KubeObject) -> Option<Vec<Container>> {
+    Some(pod_container_entries(object)?.into_iter().map(|e| e.container).collect())
+}
+
+/// The pod spec fields that hold containers, init containers first.
+pub const CONTAINER_FIELDS: [&str; 2] = ["initContainers", "containers"];
+
+/// One container of a pod spec and where it is in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodContainerEntry {
+    /// `initContainers` or `containers`.
+    pub field: &'static str,
+    /// The index in that list.
+    pub index: usize,
+    /// The container.
+    pub container: Container,
+}
+
+/// Like [`pod_containers`], with each container's place in the pod spec.
+pub fn pod_container_entries(object: &KubeObject) -> Option<Vec<PodContainerEntry>> {
     let spec = object.pointer(pod_spec_path(object.kind())?)?;
-    let list = |field: &str, init: bool| {
-        spec.get(field).and_then(Value::as_array).into_iter().flatten().filter_map(move |c| {
-            Some(Container {
+    let list = |field: &'static str| {
+        spec.get(field).and_then(Value::as_array).into_iter().flatten().enumerate().filter_map(move |(index, c)| {
+            let container = Container {
                 name: c.get("name")?.as_str()?.to_owned(),
                 image: c.get("image")?.as_str()?.to_owned(),
-                init,
-            })
+                init: field == "initContainers",
+            };
+            Some(PodContainerEntry { field, index, container })
         })
     };
-    Some(list("initContainers", true).chain(list("containers", false)).collect())
+    Some(CONTAINER_FIELDS.into_iter().flat_map(list).collect())
 }
 
 /// How a workload's rollout stands, judged from its `status` as the Kubernetes controllers write

@@ -16,10 +16,4 @@ pub use policy_store::MemoryPolicyStore;
 pub use registry::{MemoryImage, MemoryRegistry};
 pub use source::{MemoryCommit, MemorySource};
 
-use std::sync::{Mutex, MutexGuard};
-
-/// Locks a mutex, taking the data even if another thread panicked holding it: every critical
-/// section here leaves the data consistent before anything can panic.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crate::memory_lock as lock;

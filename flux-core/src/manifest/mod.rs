@@ -1,0 +1,58 @@
+//! Manifests: the Kubernetes objects a repository's YAML and JSON files describe, the workloads
+//! among them with their images and policies, tag filters, and lossless edits of the YAML text.
+//!
+//! Everything here is a pure function of file contents; nothing does I/O.
+//!
+//! - [`read_manifests`] parses every manifest file of a revision into [`Manifest`]s. Any error
+//!   anywhere makes the whole revision unusable ([`ManifestErrors`]): a partial set of objects
+//!   would make the sync engine prune what it failed to read.
+//! - [`workloads`] finds the workloads among them, their containers' images and their
+//!   [`Policies`](crate::Policies).
+//! - [`CompiledFilter`] matches tags against a [`TagFilter`](crate::TagFilter) and picks the latest.
+//! - [`edit`] changes one value in a file's text and nothing else.
+//!
+//! # Example
+//!
+//! ```
+//! use flux_core::manifest::{ManifestOptions, edit, read_manifests, workloads};
+//! use flux_core::SourceFile;
+//!
+//! let yaml = "# the web app\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    fluxcd.io/tag.app: semver:~1.2\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: 'nginx:1.2.0' # pinned\n";
+//! let files = [SourceFile { path: "apps/web.yaml".into(), content: yaml.into() }];
+//! let manifests = read_manifests(&files, &ManifestOptions::default())?;
+//! let web = &workloads(&manifests)?[0];
+//! assert_eq!(web.id.to_string(), "default:deployment/web");
+//!
+//! let filter = web.policies.tag_filter("app").compile()?;
+//! let tags = ["1.2.0", "1.2.7", "1.3.0", "latest"].map(|t| flux_core::manifest::TagCandidate::new(t, None));
+//! let latest = filter.latest(&tags).expect("a match");
+//! assert_eq!(latest.tag, "1.2.7");
+//!
+//! let image = web.container("app").expect("container").image.with_tag(&latest.tag);
+//! let edited = edit::set_container_image("apps/web.yaml", yaml, &web.id, "app", &image)?;
+//! assert_eq!(edited, yaml.replace("'nginx:1.2.0'", "'nginx:1.2.7'"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Symbolic links
+//!
+//! A [`SourceFile`](crate::SourceFile) carries a path and bytes, not whether the path was a link:
+//! a [`Source`](crate::Source) adapter must refuse links that point out of the repository (its
+//! contract says so). At this level every path is checked with
+//! [`normalize_path`](crate::source::normalize_path): absolute paths and `..` are errors.
+
+pub mod edit;
+mod errors;
+mod helm;
+mod policies;
+mod reader;
+mod tags;
+mod workloads;
+mod yaml;
+
+pub use errors::ManifestErrors;
+pub use helm::{CHART_IMAGE, HelmImagePaths, is_helm_release};
+pub use policies::{FILTER_PREFIX, LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
+pub use reader::{Manifest, ManifestOptions, is_manifest_path, read_manifests};
+pub use tags::{CompiledFilter, LATEST, SortOrder, TagCandidate, parse_version};
+pub use workloads::{ContainerLocator, ContainerManifest, WorkloadManifest, workloads};

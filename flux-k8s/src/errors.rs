@@ -1,0 +1,86 @@
+//! Mapping kube's errors into flux-core's kinds, and telling per-object refusals from failures of
+//! the whole call.
+
+use flux_core::Error;
+use kube::core::Status;
+
+/// What a request to the API server gave instead of a success.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The server refused this one object (invalid, forbidden, conflict, not found...): the
+    /// others can go on.
+    Object(Box<Status>),
+    /// The whole call cannot go on (connection lost, credentials refused, rate limited).
+    Fatal(Error),
+}
+
+impl Refusal {
+    /// The HTTP code of an object refusal, 0 for fatal ones.
+    pub(crate) fn code(&self) -> u16 {
+        match self {
+            Refusal::Object(s) => s.code,
+            Refusal::Fatal(_) => 0,
+        }
+    }
+
+    /// The reason to report for the object.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Refusal::Object(s) => describe(s),
+            Refusal::Fatal(e) => e.to_string(),
+        }
+    }
+
+    /// Into a flux-core error, for calls where any failure is the call's.
+    pub(crate) fn into_error(self, what: &str) -> Error {
+        match self {
+            Refusal::Object(s) if s.code == 404 => Error::not_found(what.to_owned()),
+            Refusal::Object(s) if s.code == 409 => Error::conflict(format!("{what}: {}", describe(&s))),
+            Refusal::Object(s) if s.code == 403 => Error::unauthorized(format!("{what}: {}", describe(&s))),
+            Refusal::Object(s) => Error::other(format!("{what}: {}", describe(&s))),
+            Refusal::Fatal(e) => e,
+        }
+    }
+}
+
+/// A status as one line: its message, or its reason and code.
+fn describe(status: &Status) -> String {
+    if status.message.is_empty() { format!("{} ({})", status.reason, status.code) } else { status.message.clone() }
+}
+
+/// Sorts an API status code: which failures end the whole call.
+pub(crate) fn refusal(status: Status) -> Refusal {
+    match status.code {
+        401 => Refusal::Fatal(Error::unauthorized(format!(
+            "the API server refused the credentials: {}",
+            describe(&status)
+        ))),
+        429 => Refusal::Fatal(Error::RateLimited { retry_after: None }),
+        code if code >= 500 && status.reason != "InternalError" => {
+            Refusal::Fatal(Error::transient(format!("the API server failed: {}", describe(&status))))
+        }
+        _ => Refusal::Object(Box::new(status)),
+    }
+}
+
+/// Maps any kube error.
+pub(crate) fn from_kube(error: kube::Error) -> Refusal {
+    match error {
+        kube::Error::Api(status) => refusal(*status),
+        e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => Refusal::Fatal(Error::Transient {
+            message: format!("cannot reach the API server: {e}"),
+            source: Some(Box::new(e)),
+        }),
+        e => Refusal::Fatal(Error::other_with("Kubernetes client error", e)),
+    }
+}
+
+/// Maps any kube error into a flux-core error about `what`.
+pub(crate) fn kube_error(what: &str, error: kube::Error) -> Error {
+    from_kube(error).into_error(what)
+}
+
+/// Whether an object refusal says an immutable field was changed.
+pub(crate) fn is_immutable(status: &Status) -> bool {
+    status.code == 422 && (status.message.contains("immutable") || status.message.contains("may not change once set"))
+}
