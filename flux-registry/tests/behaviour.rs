@@ -312,3 +312,27 @@ fn base64_basic(user: &str, password: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_against_the_configured_ca_only() {
+    let Some(server) = TestRegistry::start_tls("robot", "pa55") else { return };
+    let repo: ImageRepo = format!("{}/team/app", server.host()).parse().expect("valid");
+    let config = |ca_bundles| RegistryConfig {
+        ca_bundles,
+        credentials: HashMap::from([(server.host().to_owned(), Credential::basic("robot", "pa55"))]),
+        docker_config: DockerConfig::Disabled,
+        max_retries: 0,
+        ..RegistryConfig::default()
+    };
+    let untrusting = OciRegistry::new(config(vec![])).expect("registry");
+    let err = untrusting.tags(&repo).await.expect_err("an unknown CA is refused");
+    assert!(!err.to_string().contains("pa55"), "{err}");
+    let trusting = OciRegistry::new(config(vec![server.ca_pem().expect("CA").to_owned()])).expect("registry");
+    let err = trusting.tags(&repo).await.expect_err("nothing pushed yet");
+    assert!(err.is_not_found(), "with the CA the registry is reached and answers: {err:?}");
+
+    let insecure =
+        OciRegistry::new(RegistryConfig { insecure_hosts: vec![server.host().to_owned()], ..config(vec![]) })
+            .expect("registry");
+    assert!(insecure.tags(&repo).await.is_err(), "plain HTTP to a TLS port fails");
+}
