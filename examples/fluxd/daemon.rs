@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use flux_core::automation::{ReleaseSpec, RepoState, tag_all_containers};
 use flux_core::jobs::{JobFn, JobId, JobQueue, JobStatus};
-use flux_core::sync::{SyncEngine, SyncReport};
 use flux_core::{ChangeCause, PolicyUpdate, Revision, TagFilter};
 use futures::FutureExt;
 use tokio::sync::Notify;
@@ -50,16 +49,6 @@ pub(crate) struct Daemon {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs a sync on a blocking thread of the runtime. The engine's future cannot be proven `Send`
-/// by today's compiler (a higher-ranked closure inside it: rust-lang/rust#100013), and jobs
-/// must be `Send`; the blocking thread drives it with the runtime's handle instead.
-async fn sync_off_thread(engine: Arc<SyncEngine>, head: Revision) -> flux_core::Result<SyncReport> {
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || runtime.block_on(engine.sync(&head)))
-        .await
-        .map_err(|e| flux_core::Error::other(format!("the sync task failed: {e}")))
 }
 
 impl Daemon {
@@ -145,7 +134,7 @@ impl Daemon {
         async move {
             let head = daemon.parts.source.refresh().await?;
             daemon.saw_head(&head);
-            let report = sync_off_thread(daemon.parts.sync.clone(), head).await?;
+            let report = daemon.parts.sync.sync(&head).await;
             Ok(JobResult::Sync(SyncSummary::from(&report)))
         }
     }

@@ -303,25 +303,33 @@ impl SyncEngine {
         let concurrency = self.config.concurrency.max(1);
         let mut out = Vec::new();
         for objects in stages.into_values() {
-            let chunk = objects.len().div_ceil(concurrency).max(1);
-            let calls = objects.chunks(chunk).map(|chunk| async move {
-                match self.cluster.apply(chunk, WriteOptions::default()).await {
-                    Ok(results) => (results, None),
-                    Err(e) => {
-                        let failed = chunk
-                            .iter()
-                            .map(|o| ApplyResult {
-                                id: o.id().clone(),
-                                outcome: ApplyOutcome::Failed { reason: format!("not applied: {e}") },
-                            })
-                            .collect();
-                        (failed, Some(e))
-                    }
-                }
+            let size = objects.len().div_ceil(concurrency).max(1);
+            // Each call owns its chunk and a handle on the cluster: a closure borrowing a slice
+            // here would make the sync future impossible to prove `Send` (rust-lang/rust#100013).
+            let calls = objects.chunks(size).map(<[KubeObject]>::to_vec).map(|chunk| {
+                let cluster = self.cluster.clone();
+                async move { apply_chunk(cluster.as_ref(), chunk).await }
             });
             // `buffered` keeps input order, so reports read in apply order.
             out.extend(futures::stream::iter(calls).buffered(concurrency).collect::<Vec<_>>().await);
         }
         out
+    }
+}
+
+/// One apply call; if it fails as a whole, every object of the chunk is reported failed.
+async fn apply_chunk(cluster: &dyn Cluster, chunk: Vec<KubeObject>) -> (Vec<ApplyResult>, Option<crate::Error>) {
+    match cluster.apply(&chunk, WriteOptions::default()).await {
+        Ok(results) => (results, None),
+        Err(e) => {
+            let failed = chunk
+                .iter()
+                .map(|o| ApplyResult {
+                    id: o.id().clone(),
+                    outcome: ApplyOutcome::Failed { reason: format!("not applied: {e}") },
+                })
+                .collect();
+            (failed, Some(e))
+        }
     }
 }

@@ -533,3 +533,14 @@ async fn two_units_side_by_side_never_prune_each_other() {
     assert_eq!(report.pruned.iter().map(|p| p.id.to_string()).collect::<Vec<_>>(), ["shared:configmap/from-b"]);
     assert!(f.names().contains(&"shared:configmap/from-a".to_string()), "a's objects are untouched");
 }
+
+#[test]
+fn sync_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let f = standard();
+    let engine = f.engine(config("prod", GarbageCollection::On));
+    let revision = Revision::new("0000000000000000000000000000000000000000");
+    assert_send(&engine.sync(&revision));
+    assert_send(&engine.plan(&revision));
+    assert_send(&engine.sync_head());
+}
