@@ -41,6 +41,7 @@
 //! # }
 //! ```
 
+pub mod automation;
 pub mod cluster;
 pub mod error;
 pub mod generate;

@@ -14,19 +14,25 @@ pub const TAG_FILTER_PREFIXES: [&str; 6] = ["glob", "semver", "regex", "regexp",
 /// Which image tags a container may be updated to, as written in its annotation:
 /// `glob:1.*` (or just `1.*`), `semver:~1.0`, `regex:^v\d+$`, `alphabetical:asc`, `numerical:desc`.
 ///
-/// Construction checks the prefix; the manifests module checks and applies the pattern.
+/// Construction checks the pattern (see [`TagFilter::compile`]), so a filter that exists is
+/// valid: an invalid one can never be written into a repository.
 #[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct TagFilter(String);
 
 impl TagFilter {
     /// A filter from its annotation text. Text with no known `kind:` prefix is a glob.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the text when it is empty or its pattern is invalid.
     pub fn new(text: impl Into<String>) -> Result<Self> {
         let text = text.into();
         if text.trim().is_empty() {
             return Err(Error::invalid(Location::file(text), "an empty tag filter"));
         }
-        Ok(TagFilter(text))
+        let filter = TagFilter(text);
+        filter.compile()?;
+        Ok(filter)
     }
 
     /// The filter that matches every tag (`glob:*`); automation still never picks `latest`.
@@ -238,6 +244,8 @@ mod tests {
         assert_eq!(TagFilter::new("1.*").unwrap().kind_and_pattern(), ("glob", "1.*"));
         assert_eq!(TagFilter::new("regexp:^v(\\d+)$").unwrap().kind_and_pattern(), ("regexp", "^v(\\d+)$"));
         assert!(TagFilter::new(" ").is_err());
+        assert!(TagFilter::new("semver:not a range").is_err());
+        assert!(serde_json::from_str::<TagFilter>("\"regex:(\"").is_err());
     }
 
     #[test]

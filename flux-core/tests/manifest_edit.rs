@@ -386,3 +386,60 @@ fn a_failed_verification_leaves_the_text_alone() {
     let err = set_container_image("p.yaml", text, &id("default:pod/p"), "b", &image("nginx:2")).unwrap_err();
     assert!(err.to_string().starts_with("p.yaml: "), "{err}");
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("a: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+    let err = set_container_image("deep.yaml", &deep, &id("default:pod/p"), "a", &image("nginx:2")).unwrap_err();
+    assert!(err.to_string().starts_with("deep.yaml:"), "{err}");
+    assert!(image_markers("deep.yaml", &deep).is_err());
+}
+
+#[test]
+fn multibyte_text_before_the_target_is_kept() {
+    let text = "# déploiement — 日本語のコメント\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {équipe: \"café\"}\nspec:\n  containers:\n  - name: a   # ☕\n    image: nginx:1 # 🚀\n";
+    let out = set_container_image("p.yaml", text, &id("default:pod/p"), "a", &image("nginx:2")).unwrap();
+    assert_only_replaced(text, &out, "nginx:1", "nginx:2");
+    let out = set_annotation("p.yaml", text, &id("default:pod/p"), "note", Some("über")).unwrap();
+    assert_only_replaced(
+        text,
+        &out,
+        "  labels: {équipe: \"café\"}\n",
+        "  labels: {équipe: \"café\"}\n  annotations:\n    note: \"über\"\n",
+    );
+}
+
+#[test]
+fn an_edit_that_would_change_a_merged_copy_is_refused() {
+    // Pod b takes its container from pod a's through a merge key: editing a's image in place
+    // would change b's too. The re-parse catches it and the text is left alone.
+    let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a}\n  spec:\n    containers:\n    - &c {name: app, image: 'nginx:1'}\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: b}\n  spec:\n    containers:\n    - <<: *c\n";
+    let err = set_container_image("l.yaml", text, &id("default:pod/a"), "app", &image("nginx:2")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "l.yaml: the edit would also change document 0: items.1.spec.containers.0.image (through an anchor or merge key); the file is left alone"
+    );
+}
+
+#[test]
+fn an_empty_namespace_in_the_text_matches_the_default() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: \"\"}\nspec:\n  containers: [{name: a, image: nginx:1}]\n";
+    let out = set_container_image("p.yaml", text, &id("default:pod/p"), "a", &image("nginx:2")).unwrap();
+    assert_only_replaced(text, &out, "nginx:1", "nginx:2");
+}
+
+#[test]
+fn new_annotations_go_after_a_nested_last_field_and_before_blank_lines_and_comments() {
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app: web\n    tier: front # ui\n\n# the spec follows\nspec:\n  replicas: 1\n";
+    let out =
+        set_annotation("d.yaml", text, &id("default:deployment/web"), "fluxcd.io/automated", Some("true")).unwrap();
+    assert_only_replaced(
+        text,
+        &out,
+        "    tier: front # ui\n",
+        "    tier: front # ui\n  annotations:\n    fluxcd.io/automated: \"true\"\n",
+    );
+    let block = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  annotations:\n    note: |\n      line one\n      line two\ndata: {}\n";
+    let out = set_annotation("c.yaml", block, &id("default:configmap/c"), "b", Some("x")).unwrap();
+    assert_only_replaced(block, &out, "      line two\n", "      line two\n    b: \"x\"\n");
+}

@@ -251,3 +251,118 @@ proptest! {
         prop_assert_eq!(objects(&out), expected);
     }
 }
+
+#[derive(Debug, Clone)]
+struct MetaDoc {
+    indent: usize,
+    crlf: bool,
+    flow_metadata: bool,
+    /// `None`: no annotations; `Some(flow, keys)`.
+    annotations: Option<(bool, Vec<String>)>,
+    comment: Option<String>,
+}
+
+fn meta_doc() -> impl Strategy<Value = MetaDoc> {
+    (
+        prop_oneof![Just(2usize), Just(3usize), Just(4usize)],
+        any::<bool>(),
+        any::<bool>(),
+        proptest::option::of((any::<bool>(), proptest::collection::btree_set("[a-z]{1,5}(\\.io/[a-z]{1,5})?", 1..4))),
+        proptest::option::of(comment()),
+    )
+        .prop_map(|(indent, crlf, flow_metadata, annotations, comment)| MetaDoc {
+            indent,
+            crlf,
+            flow_metadata,
+            annotations: annotations.map(|(flow, keys)| (flow, keys.into_iter().collect())),
+            comment,
+        })
+}
+
+fn render_meta(doc: &MetaDoc) -> String {
+    let i = " ".repeat(doc.indent);
+    let trailing = doc.comment.as_ref().map(|c| format!(" # {c}")).unwrap_or_default();
+    let annotations = |flow: bool, keys: &[String], pad: &str| -> String {
+        if flow {
+            let entries: Vec<String> = keys.iter().map(|k| format!("{k}: '{k}-value'")).collect();
+            format!("{{{}}}", entries.join(", "))
+        } else {
+            keys.iter().map(|k| format!("\n{pad}{k}: \"{k}-value\"")).collect()
+        }
+    };
+    let mut s = String::from("apiVersion: apps/v1\nkind: Deployment\n");
+    if doc.flow_metadata {
+        let a = match &doc.annotations {
+            Some((_, keys)) => format!(", annotations: {}", annotations(true, keys, "")),
+            None => String::new(),
+        };
+        s.push_str(&format!("metadata: {{name: web, namespace: prod{a}}}{trailing}\n"));
+    } else {
+        s.push_str(&format!("metadata:{trailing}\n{i}name: web\n{i}namespace: prod # where\n"));
+        if let Some((flow, keys)) = &doc.annotations {
+            let sep = if *flow { " " } else { "" };
+            s.push_str(&format!("{i}annotations:{sep}{}\n", annotations(*flow, keys, &format!("{i}{i}"))));
+        }
+    }
+    s.push_str(&format!("spec:\n{i}replicas: 1\n"));
+    if doc.crlf { s.replace('\n', "\r\n") } else { s }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Setting or removing an annotation changes one contiguous stretch of bytes, and the file
+    /// reads back with exactly that annotation changed.
+    #[test]
+    fn an_annotation_edit_changes_only_that_annotation(
+        doc in meta_doc(), key in "[a-z]{1,5}(\\.io/[a-z.]{1,8})?", value in proptest::option::of("[ -~]{0,12}"),
+        remove_existing in any::<prop::sample::Index>(),
+    ) {
+        let text = render_meta(&doc);
+        let workload: ResourceId = "prod:deployment/web".parse().unwrap();
+        // Sometimes remove or change a key that is there.
+        let existing = doc.annotations.as_ref().map(|(_, keys)| keys.clone()).unwrap_or_default();
+        let key = if !existing.is_empty() && value.is_none() { existing[remove_existing.index(existing.len())].clone() } else { key };
+        let out = flux_core::manifest::edit::set_annotation("f.yaml", &text, &workload, &key, value.as_deref()).unwrap();
+
+        let mut expected = objects(&text);
+        let metadata = expected[0]["metadata"].as_object_mut().unwrap();
+        match &value {
+            Some(v) => {
+                let annotations = metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
+                annotations[key.as_str()] = Value::String(v.clone());
+            }
+            None => {
+                if let Some(a) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
+                    a.remove(&key);
+                    let empty_block = a.is_empty() && !doc.flow_metadata && !doc.annotations.as_ref().is_some_and(|(f, _)| *f);
+                    if empty_block {
+                        metadata.remove("annotations");
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(objects(&out), expected);
+        // At most two lines change, in one place; every other line is kept byte for byte.
+        let before: Vec<&str> = text.split_inclusive('\n').collect();
+        let after: Vec<&str> = out.split_inclusive('\n').collect();
+        let same_start = before.iter().zip(&after).take_while(|(a, b)| a == b).count();
+        let max_end = before.len().min(after.len()) - same_start;
+        let same_end = before.iter().rev().zip(after.iter().rev()).take(max_end).take_while(|(a, b)| a == b).count();
+        prop_assert!(before.len() - same_start - same_end <= 2, "{}", out);
+        prop_assert!(after.len() - same_start - same_end <= 2, "{}", out);
+        // Line ends stay as the file had them.
+        if doc.crlf {
+            prop_assert_eq!(out.matches('\n').count(), out.matches("\r\n").count());
+        } else {
+            prop_assert!(!out.contains('\r'));
+        }
+        // New block annotations sit at the file's indentation.
+        if value.is_some() && !doc.flow_metadata && doc.annotations.is_none() {
+            let i = " ".repeat(doc.indent);
+            let eol = if doc.crlf { "\r\n" } else { "\n" };
+            let expected_annotations = format!("{eol}{i}annotations:{eol}{i}{i}");
+            prop_assert!(out.contains(&expected_annotations), "{}", out);
+        }
+    }
+}

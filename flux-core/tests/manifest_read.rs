@@ -77,11 +77,11 @@ fn reads_the_corpus() {
 fn default_namespace_is_configurable_and_only_for_namespaced_kinds() {
     let files = [file(
         "a.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r, namespace: ignored}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r, namespace: ignored}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: \"\"}\n",
     )];
     let options = ManifestOptions { default_namespace: "team".into(), ..Default::default() };
     let ids: Vec<String> = read_manifests(&files, &options).unwrap().iter().map(|m| m.id().to_string()).collect();
-    assert_eq!(ids, ["team:configmap/c", "<cluster>:clusterrole/r"]);
+    assert_eq!(ids, ["team:configmap/c", "<cluster>:clusterrole/r", "team:secret/s"]);
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn an_alias_bomb_is_stopped() {
     bomb.push_str("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: boom}\n");
     let err = one_error(&[file("bomb.yaml", &bomb)]);
     assert!(err.starts_with("bomb.yaml:"), "{err}");
-    assert!(err.contains("invalid YAML"), "{err}");
+    assert!(err.contains("invalid YAML") && err.contains("alias"), "{err}");
 }
 
 #[test]
@@ -224,4 +224,22 @@ fn all_errors_are_collected_and_make_the_revision_unusable() {
     let text = error.to_string();
     assert!(text.starts_with("a.yaml:1: object has no apiVersion (and 1 more error)"), "{text}");
     assert!(text.contains("this revision is unusable"), "{text}");
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let depth = 5000;
+    let deep = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\ndata:\n  a: {}{}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let err = one_error(&[file("deep.yaml", &deep)]);
+    assert!(err.starts_with("deep.yaml:") && err.contains("invalid YAML"), "{err}");
+    let mut block = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\ndata:\n");
+    for level in 1..200 {
+        block.push_str(&format!("{}k:\n", " ".repeat(level)));
+    }
+    let err = one_error(&[file("block.yaml", &block)]);
+    assert!(err.starts_with("block.yaml:") && err.contains("invalid YAML"), "{err}");
 }

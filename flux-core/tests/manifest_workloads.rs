@@ -64,6 +64,7 @@ fn helm_release_images_by_convention_and_by_mapping() {
     assert_eq!(paths.tag.as_ref().unwrap().join("."), "spec.values.worker.image.tag");
     assert_eq!(paths.registry.as_ref().unwrap().join("."), "spec.values.worker.image.registry");
     assert_eq!(w.policies.tag_filter("chart-image").as_str(), "semver:~3.1");
+    assert_eq!(w.policies.tag_filter("backend").as_str(), "glob:2.*");
 }
 
 #[test]

@@ -5,11 +5,16 @@
 //! goes through [`require`] when one is missing: outside CI the test is skipped with a loud
 //! message; in CI (`CI` or `FLUX_TEST_REQUIRE_SERVERS` set) it fails.
 
+pub mod git;
 pub mod kube;
 mod process;
+#[cfg(feature = "registry")]
+mod registry;
 
 pub use kube::{KubeApiServer, kube_assets};
 pub use process::{ServerProcess, free_port, wait_until};
+#[cfg(feature = "registry")]
+pub use registry::{CountingProxy, Fault, PushError, Pusher, TestRegistry};
 
 use std::path::PathBuf;
 

@@ -42,53 +42,30 @@ pub fn set_container_image(
 ) -> Result<String> {
     let doc = Document::parse(file, text)?;
     let (index, base) = doc.find_workload(workload)?;
-    let object = &doc.json_at(index, &base);
+    let object = doc.json_at(index, &base);
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let paths = match pod_spec_path(kind) {
+        Some(spec) => vec![(pod_image_path(&object, spec, container), image.to_string())],
+        None => doc.helm_image_paths(object, workload, container, image)?,
+    };
     let mut changes = Vec::new();
-    if let Some(spec) = pod_spec_path(kind) {
-        let spec_path: Vec<Step> = spec.iter().map(|k| Step::Key((*k).to_owned())).collect();
-        let pod = spec.iter().try_fold(object, |v, k| v.get(k));
-        let found = CONTAINER_FIELDS.iter().find_map(|field| {
-            let list = pod?.get(field)?.as_array()?;
-            let i = list.iter().position(|c| c.get("name").and_then(Value::as_str) == Some(container))?;
-            Some((field, i))
-        });
-        let Some((field, i)) = found else {
-            return Err(Error::not_found(format!("container {container} of {workload} in {file}")));
-        };
-        let mut path = [base.clone(), spec_path].concat();
-        path.extend([Step::Key((*field).to_owned()), Step::Index(i), Step::Key("image".to_owned())]);
-        changes.push(Change { document: index, path, value: image.to_string() });
-    } else {
-        let object = KubeObject::from_value(object.clone(), None)?;
-        if !is_helm_release(&object) {
-            return Err(doc.error(format!("{workload} is not a workload")));
-        }
-        let images = helm_images(&object).map_err(|errors| {
-            let first = errors.first().map(|e| format!("{}: {}", e.annotation, e.message)).unwrap_or_default();
-            doc.error(format!("{workload}: {first}"))
-        })?;
-        let Some(paths) = images.get(container) else {
-            return Err(Error::not_found(format!("image {container} of {workload} in {file}")));
-        };
-        let current = paths.read(&object).map_err(|e| doc.error(format!("{workload}: {e}")))?;
-        let wanted =
-            paths.parts_for(&current, image).map_err(|e| doc.error(format!("{workload}: image {container}: {e}")))?;
-        let parts = [
-            (Some(&paths.image), Some(&current.image), Some(&wanted.image)),
-            (paths.tag.as_ref(), current.tag.as_ref(), wanted.tag.as_ref()),
-            (paths.registry.as_ref(), current.registry.as_ref(), wanted.registry.as_ref()),
-        ];
-        for (path, old, new) in parts {
-            if let (Some(path), Some(new)) = (path, new)
-                && old != Some(new)
-            {
-                let path = base.iter().cloned().chain(path.iter().map(|k| Step::Key(k.clone()))).collect();
-                changes.push(Change { document: index, path, value: new.clone() });
-            }
-        }
+    for (path, value) in paths {
+        let path = path.ok_or_else(|| Error::not_found(format!("container {container} of {workload} in {file}")))?;
+        changes.push(Change { document: index, path: base.iter().cloned().chain(path).collect(), value });
     }
     doc.set_scalars(changes)
+}
+
+/// The path of `container`'s image in a pod workload, from the object's root.
+fn pod_image_path(object: &Value, spec: &[&str], container: &str) -> Option<Vec<Step>> {
+    let pod = spec.iter().try_fold(object, |v, k| v.get(k))?;
+    CONTAINER_FIELDS.iter().find_map(|field| {
+        let list = pod.get(field)?.as_array()?;
+        let i = list.iter().position(|c| c.get("name").and_then(Value::as_str) == Some(container))?;
+        let mut path: Vec<Step> = spec.iter().map(|k| Step::Key((*k).to_owned())).collect();
+        path.extend([Step::Key((*field).to_owned()), Step::Index(i), Step::Key("image".to_owned())]);
+        Some(path)
+    })
 }
 
 /// Sets the string at `path` (keys from the object's root, e.g.
@@ -119,90 +96,104 @@ pub fn set_annotation(file: &str, text: &str, workload: &ResourceId, key: &str, 
     let doc = Document::parse(file, text)?;
     let (index, base) = doc.find_workload(workload)?;
     let mut expected = doc.json.clone();
-    let object = step_into(&mut expected[index], &base).ok_or_else(|| doc.error("workload moved while editing"))?;
-    let annotations_json = object.pointer("/metadata/annotations").and_then(Value::as_object).cloned();
-    if annotations_json.as_ref().and_then(|a| a.get(key)).and_then(Value::as_str) == value {
+    let object =
+        step_into(&mut expected[index], &base).ok_or_else(|| doc.error("workload not found in its document"))?;
+    let current = object.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str);
+    if current == value {
         return Ok(text.to_owned());
     }
     let root = doc.node(index, &base)?;
     let metadata = root.get("metadata").filter(|m| matches!(m.kind, NodeKind::Map { .. }));
     let metadata = metadata.ok_or_else(|| doc.error(format!("{workload}: metadata is not a mapping in the text")))?;
-    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let edit = match (metadata.entry("annotations"), value) {
-        (None, None) => return Ok(text.to_owned()),
-        (None, Some(value)) => {
+    let place = AnnotationPlace { text, root, metadata, eol: if text.contains("\r\n") { "\r\n" } else { "\n" } };
+    let edit = match value {
+        Some(value) => {
             set_in(object, &["metadata", "annotations", key], Value::String(value.to_owned()));
-            let entry = format!("{}: {}", render_key(key, metadata), quoted(value));
-            match &metadata.kind {
-                NodeKind::Map { flow: true, .. } => {
-                    insert_flow(metadata, &format!("{}: {{{entry}}}", render_key("annotations", metadata)))
-                }
-                _ => {
-                    let unit = " ".repeat(indent_unit(root, metadata));
-                    let pad = " ".repeat(metadata.entries_indent());
-                    insert_block(text, metadata, &format!("{pad}annotations:{eol}{pad}{unit}{entry}{eol}"), eol)
-                }
-            }
+            place.set(key, value)
         }
-        (Some((annotations_key, annotations)), value) => {
-            if let (Some(value), true) = (value, is_empty_value(annotations)) {
-                // `annotations:` with nothing after it: the entry goes on the next line.
-                set_in(object, &["metadata", "annotations", key], Value::String(value.to_owned()));
-                let pad = " ".repeat(annotations_key.col + indent_unit(root, metadata));
-                let entry = format!("{pad}{}: {}{eol}", render_key(key, metadata), quoted(value));
-                let line_end = text[annotations_key.end..].find('\n').map(|i| annotations_key.end + i + 1);
-                let edit = match line_end {
-                    Some(at) => Edit { start: at, end: at, text: entry },
-                    None => Edit { start: text.len(), end: text.len(), text: format!("{eol}{entry}") },
-                };
-                return doc.apply_and_verify(vec![edit], &expected);
+        None => {
+            let annotations = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut);
+            let emptied = annotations.is_some_and(|a| {
+                a.remove(key);
+                a.is_empty()
+            });
+            if emptied && place.removing_empties_the_field() {
+                object.get_mut("metadata").and_then(Value::as_object_mut).map(|m| m.remove("annotations"));
             }
-            let NodeKind::Map { flow, entries, .. } = &annotations.kind else {
-                return Err(doc.error(format!("{workload}: metadata.annotations is not a mapping in the text")));
-            };
-            let position = entries.iter().position(|(k, _)| k.scalar() == Some(key));
-            match (position, value) {
-                (None, None) => return Ok(text.to_owned()),
-                (Some(i), Some(value)) => {
-                    set_in(object, &["metadata", "annotations", key], Value::String(value.to_owned()));
-                    let node = &entries[i].1;
-                    let replacement = render_scalar(node, value, *flow).ok_or_else(|| {
-                        doc.error(format!("{workload}: annotation {key} is not a plain or quoted scalar"))
-                    })?;
-                    Edit { start: node.start, end: node.end, text: replacement }
-                }
-                (None, Some(value)) => {
-                    set_in(object, &["metadata", "annotations", key], Value::String(value.to_owned()));
-                    let entry = format!("{}: {}", render_key(key, annotations), quoted(value));
-                    if *flow {
-                        insert_flow(annotations, &entry)
-                    } else {
-                        let pad = " ".repeat(annotations.entries_indent());
-                        insert_block(text, annotations, &format!("{pad}{entry}{eol}"), eol)
-                    }
-                }
-                (Some(i), None) => {
-                    let annotations_map = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut);
-                    annotations_map.map(|m| m.remove(key));
-                    if *flow {
-                        remove_flow(entries, i)
-                    } else if entries.len() == 1 {
-                        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                            metadata.remove("annotations");
-                        }
-                        remove_lines(text, annotations_key.start, annotations.end).ok_or_else(|| {
-                            doc.error(format!("{workload}: annotations share lines with other fields"))
-                        })?
-                    } else {
-                        remove_lines(text, entries[i].0.start, entries[i].1.end).ok_or_else(|| {
-                            doc.error(format!("{workload}: annotation {key} shares a line with another"))
-                        })?
-                    }
-                }
-            }
+            place.remove(key)
         }
     };
+    let edit = edit.ok_or_else(|| doc.error(format!("{workload}: annotation {key} cannot be edited in place")))?;
     doc.apply_and_verify(vec![edit], &expected)
+}
+
+/// Where a workload's annotations are, or would go, in the text.
+struct AnnotationPlace<'t> {
+    text: &'t str,
+    root: &'t Node,
+    metadata: &'t Node,
+    eol: &'static str,
+}
+
+impl AnnotationPlace<'_> {
+    /// `metadata.annotations`: its key node and its value node.
+    fn field(&self) -> Option<&(Node, Node)> {
+        self.metadata.entry("annotations")
+    }
+
+    /// The edit that sets `key` to `value`.
+    fn set(&self, key: &str, value: &str) -> Option<Edit> {
+        let Some((field_key, annotations)) = self.field() else { return Some(self.create(key, value)) };
+        if is_empty_value(annotations) {
+            // `annotations:` with nothing after it: the entry goes on the next line.
+            let pad = " ".repeat(field_key.col + indent_unit(self.root, self.metadata));
+            let entry = format!("{pad}{}: {}{}", render_key(key, self.metadata), quoted(value), self.eol);
+            return Some(insert_after_line(self.text, field_key.end, &entry, self.eol));
+        }
+        let NodeKind::Map { flow, entries, .. } = &annotations.kind else { return None };
+        if let Some((_, node)) = entries.iter().find(|(k, _)| k.scalar() == Some(key)) {
+            let replacement = render_scalar(node, value, *flow)?;
+            return Some(Edit { start: node.start, end: node.end, text: replacement });
+        }
+        let entry = format!("{}: {}", render_key(key, annotations), quoted(value));
+        if *flow {
+            Some(insert_flow(annotations, &entry))
+        } else {
+            let pad = " ".repeat(annotations.entries_indent());
+            Some(insert_block(self.text, annotations, &format!("{pad}{entry}{}", self.eol), self.eol))
+        }
+    }
+
+    /// The edit that adds `metadata.annotations` holding `key: value`.
+    fn create(&self, key: &str, value: &str) -> Edit {
+        let entry = format!("{}: {}", render_key(key, self.metadata), quoted(value));
+        if let NodeKind::Map { flow: true, .. } = self.metadata.kind {
+            return insert_flow(self.metadata, &format!("{}: {{{entry}}}", render_key("annotations", self.metadata)));
+        }
+        let unit = " ".repeat(indent_unit(self.root, self.metadata));
+        let pad = " ".repeat(self.metadata.entries_indent());
+        let eol = self.eol;
+        insert_block(self.text, self.metadata, &format!("{pad}annotations:{eol}{pad}{unit}{entry}{eol}"), eol)
+    }
+
+    /// Whether removing the last annotation removes the `annotations:` field too (block style).
+    fn removing_empties_the_field(&self) -> bool {
+        self.field().is_some_and(|(_, a)| matches!(a.kind, NodeKind::Map { flow: false, .. }))
+    }
+
+    /// The edit that removes `key`, which is there.
+    fn remove(&self, key: &str) -> Option<Edit> {
+        let (field_key, annotations) = self.field()?;
+        let NodeKind::Map { flow, entries, .. } = &annotations.kind else { return None };
+        let i = entries.iter().position(|(k, _)| k.scalar() == Some(key))?;
+        if *flow {
+            Some(remove_flow(entries, i))
+        } else if entries.len() == 1 {
+            remove_lines(self.text, field_key.start, annotations.end)
+        } else {
+            remove_lines(self.text, entries[i].0.start, entries[i].1.end)
+        }
+    }
 }
 
 /// Which part of an image a marker comment stands for.
@@ -325,7 +316,7 @@ impl<'a> Document<'a> {
                 {
                     continue;
                 }
-                match (text("/metadata/namespace"), workload.namespace()) {
+                match (text("/metadata/namespace").filter(|ns| !ns.is_empty()), workload.namespace()) {
                     (Some(ns), Some(want)) if ns == want => exact.push((index, base)),
                     (Some(_), None) | (None, _) => defaulted.push((index, base)),
                     (Some(_), Some(_)) => {}
@@ -338,6 +329,36 @@ impl<'a> Document<'a> {
             0 => Err(Error::not_found(format!("{workload} in {}", self.file))),
             _ => Err(self.error(format!("{workload} is defined more than once"))),
         }
+    }
+
+    /// The paths and new values of a HelmRelease image's parts; `None` paths when `image_name`
+    /// is not one of its images.
+    fn helm_image_paths(
+        &self,
+        object: Value,
+        workload: &ResourceId,
+        image_name: &str,
+        image: &ImageRef,
+    ) -> Result<Vec<(Option<Vec<Step>>, String)>> {
+        let object = KubeObject::from_value(object, None)?;
+        if !is_helm_release(&object) {
+            return Err(self.error(format!("{workload} is not a workload")));
+        }
+        let images = helm_images(&object).map_err(|errors| {
+            let first = errors.first().map(|e| format!("{}: {}", e.annotation, e.message)).unwrap_or_default();
+            self.error(format!("{workload}: {first}"))
+        })?;
+        let Some(paths) = images.get(image_name) else { return Ok(vec![(None, String::new())]) };
+        let current = paths.read(&object).map_err(|e| self.error(format!("{workload}: {e}")))?;
+        let wanted =
+            paths.parts_for(&current, image).map_err(|e| self.error(format!("{workload}: image {image_name}: {e}")))?;
+        let steps = |keys: &Vec<String>| Some(keys.iter().map(|k| Step::Key(k.clone())).collect());
+        let parts = [
+            (Some(&paths.image), Some(wanted.image)),
+            (paths.tag.as_ref(), wanted.tag),
+            (paths.registry.as_ref(), wanted.registry),
+        ];
+        Ok(parts.into_iter().filter_map(|(path, value)| Some((steps(path?), value?))).collect())
     }
 
     fn json_at(&self, index: usize, path: &[Step]) -> Value {
@@ -400,7 +421,10 @@ impl<'a> Document<'a> {
         let actual =
             parse_json(self.file, &out).map_err(|e| self.error(format!("the edit would break the file: {e}")))?;
         if actual != expected {
-            return Err(self.error("the edit would change more than the intended values; the file is left alone"));
+            let at = first_difference(&actual, expected).unwrap_or_default();
+            return Err(self.error(format!(
+                "the edit would also change {at} (through an anchor or merge key); the file is left alone"
+            )));
         }
         Ok(out)
     }
@@ -466,6 +490,40 @@ fn marker_policy(comment: &str) -> Option<String> {
 fn parse_json(file: &str, text: &str) -> Result<Vec<Value>> {
     serde_saphyr::from_multiple_with_options(text, ManifestOptions::default().yaml_options())
         .map_err(|e| super::reader::yaml_error(file, &e))
+}
+
+/// Where two lists of documents first differ: `document N: a.b.0`.
+fn first_difference(actual: &[Value], expected: &[Value]) -> Option<String> {
+    fn walk(a: &Value, b: &Value, path: &mut Vec<Step>) -> bool {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) if x.len() == y.len() => x.iter().any(|(k, v)| {
+                path.push(Step::Key(k.clone()));
+                let differs = y.get(k).is_none_or(|w| walk(v, w, path));
+                if !differs {
+                    path.pop();
+                }
+                differs
+            }),
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                x.iter().zip(y).enumerate().any(|(i, (v, w))| {
+                    path.push(Step::Index(i));
+                    let differs = walk(v, w, path);
+                    if !differs {
+                        path.pop();
+                    }
+                    differs
+                })
+            }
+            _ => a != b,
+        }
+    }
+    if actual.len() != expected.len() {
+        return Some("the number of documents".to_owned());
+    }
+    actual.iter().zip(expected).enumerate().find_map(|(n, (a, b))| {
+        let mut path = Vec::new();
+        walk(a, b, &mut path).then(|| format!("document {n}: {}", describe(&path)))
+    })
 }
 
 fn describe(path: &[Step]) -> String {
@@ -576,6 +634,14 @@ fn insert_block(text: &str, map: &Node, line: &str, eol: &str) -> Edit {
     };
     let prefix = if at == text.len() && !text.ends_with('\n') { eol } else { "" };
     Edit { start: at, end: at, text: format!("{prefix}{line}") }
+}
+
+/// Inserts `line` (with its end) after the line holding byte `at`.
+fn insert_after_line(text: &str, at: usize, line: &str, eol: &str) -> Edit {
+    match text[at..].find('\n') {
+        Some(i) => Edit { start: at + i + 1, end: at + i + 1, text: line.to_owned() },
+        None => Edit { start: text.len(), end: text.len(), text: format!("{eol}{line}") },
+    }
 }
 
 /// Inserts `key: value` into a flow mapping.

@@ -11,6 +11,29 @@
 //! - [`CompiledFilter`] matches tags against a [`TagFilter`](crate::TagFilter) and picks the latest.
 //! - [`edit`] changes one value in a file's text and nothing else.
 //!
+//! # Example
+//!
+//! ```
+//! use flux_core::manifest::{ManifestOptions, edit, read_manifests, workloads};
+//! use flux_core::SourceFile;
+//!
+//! let yaml = "# the web app\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n    fluxcd.io/tag.app: semver:~1.2\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: 'nginx:1.2.0' # pinned\n";
+//! let files = [SourceFile { path: "apps/web.yaml".into(), content: yaml.into() }];
+//! let manifests = read_manifests(&files, &ManifestOptions::default())?;
+//! let web = &workloads(&manifests)?[0];
+//! assert_eq!(web.id.to_string(), "default:deployment/web");
+//!
+//! let filter = web.policies.tag_filter("app").compile()?;
+//! let tags = ["1.2.0", "1.2.7", "1.3.0", "latest"].map(|t| flux_core::manifest::TagCandidate::new(t, None));
+//! let latest = filter.latest(&tags).expect("a match");
+//! assert_eq!(latest.tag, "1.2.7");
+//!
+//! let image = web.container("app").expect("container").image.with_tag(&latest.tag);
+//! let edited = edit::set_container_image("apps/web.yaml", yaml, &web.id, "app", &image)?;
+//! assert_eq!(edited, yaml.replace("'nginx:1.2.0'", "'nginx:1.2.7'"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Symbolic links
 //!
 //! A [`SourceFile`](crate::SourceFile) carries a path and bytes, not whether the path was a link:
@@ -29,7 +52,7 @@ mod yaml;
 
 pub use errors::ManifestErrors;
 pub use helm::{CHART_IMAGE, HelmImagePaths, is_helm_release};
-pub use policies::{LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
+pub use policies::{FILTER_PREFIX, LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
 pub use reader::{Manifest, ManifestOptions, is_manifest_path, read_manifests};
 pub use tags::{CompiledFilter, LATEST, SortOrder, TagCandidate, parse_version};
 pub use workloads::{ContainerLocator, ContainerManifest, WorkloadManifest, workloads};

@@ -1,7 +1,9 @@
 //! Workload policies as annotations: reading them, and the annotation edits a change needs.
 //!
 //! Keys are read under `fluxcd.io/` and the legacy `flux.weave.works/`; when both spell the same
-//! policy, `fluxcd.io/` wins. Edits always write `fluxcd.io/` keys and remove the legacy ones.
+//! policy, `fluxcd.io/` wins. A tag filter may also be written `filter.fluxcd.io/<container>`
+//! (Flux v1's spelling for HelmReleases); `fluxcd.io/tag.<container>` wins over it. Edits always
+//! write `fluxcd.io/` keys and remove the other spellings.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +13,8 @@ use crate::policy::{Ignore, Lock, Policies, PolicyChange, TagFilter};
 pub const PREFIX: &str = "fluxcd.io/";
 /// Flux v1's older prefix, still read.
 pub const LEGACY_PREFIX: &str = "flux.weave.works/";
+/// Flux v1's other spelling of a tag filter: `filter.fluxcd.io/<container>`.
+pub const FILTER_PREFIX: &str = "filter.fluxcd.io/";
 
 const AUTOMATED: &str = "automated";
 const LOCKED: &str = "locked";
@@ -58,15 +62,16 @@ pub fn policies_from_annotations(annotations: &BTreeMap<String, String>) -> Resu
             message: format!("must be \"true\", \"false\" or \"sync_only\", not {other:?}"),
         }),
     }
-    // Legacy keys first, so that fluxcd.io/ ones replace them.
-    for prefix in [LEGACY_PREFIX, PREFIX] {
+    // Weaker spellings first, so that fluxcd.io/tag. replaces them.
+    let tag_keys = [(LEGACY_PREFIX, TAG), (FILTER_PREFIX, ""), (PREFIX, TAG)];
+    for (prefix, tag) in tag_keys {
         for (key, value) in annotations {
-            let Some(container) = key.strip_prefix(prefix).and_then(|k| k.strip_prefix(TAG)) else { continue };
+            let Some(container) = key.strip_prefix(prefix).and_then(|k| k.strip_prefix(tag)) else { continue };
             if container.is_empty() {
                 errors.push(PolicyError { annotation: key.clone(), message: "names no container".to_owned() });
                 continue;
             }
-            match TagFilter::new(value.as_str()).and_then(|f| f.compile().map(|_| f)) {
+            match TagFilter::new(value.as_str()) {
                 Ok(filter) => {
                     policies.tag_filters.insert(container.to_owned(), filter);
                 }
@@ -86,8 +91,8 @@ fn error_message(error: &crate::Error) -> String {
 
 /// The annotation edits that make `change`: `(key, Some(value))` sets, `(key, None)` removes.
 ///
-/// Legacy `flux.weave.works/` spellings of the same keys are removed, so the result reads back
-/// as intended whichever prefix the file used.
+/// Legacy `flux.weave.works/` and `filter.fluxcd.io/` spellings of the same keys are removed, so
+/// the result reads back as intended whichever spelling the file used.
 pub fn annotation_edits(change: &PolicyChange) -> Vec<(String, Option<String>)> {
     let set = |name: &str, value: &str| {
         vec![(format!("{LEGACY_PREFIX}{name}"), None), (format!("{PREFIX}{name}"), Some(value.to_owned()))]
@@ -107,8 +112,16 @@ pub fn annotation_edits(change: &PolicyChange) -> Vec<(String, Option<String>)> 
             edits
         }
         PolicyChange::Unlock => [LOCKED, LOCKED_MSG, LOCKED_USER].iter().flat_map(|n| remove(n)).collect(),
-        PolicyChange::SetTagFilter { container, filter } => set(&format!("{TAG}{container}"), filter.as_str()),
-        PolicyChange::ClearTagFilter { container } => remove(&format!("{TAG}{container}")),
+        PolicyChange::SetTagFilter { container, filter } => {
+            let mut edits = vec![(format!("{FILTER_PREFIX}{container}"), None)];
+            edits.extend(set(&format!("{TAG}{container}"), filter.as_str()));
+            edits
+        }
+        PolicyChange::ClearTagFilter { container } => {
+            let mut edits = vec![(format!("{FILTER_PREFIX}{container}"), None)];
+            edits.extend(remove(&format!("{TAG}{container}")));
+            edits
+        }
     }
 }
 
@@ -147,12 +160,16 @@ mod tests {
             ("flux.weave.works/tag.app", "glob:1.*"),
             ("fluxcd.io/tag.app", "glob:2.*"),
             ("flux.weave.works/tag.db", "semver:^15"),
+            ("filter.fluxcd.io/db", "semver:^16"),
+            ("filter.fluxcd.io/app", "glob:3.*"),
+            ("filter.fluxcd.io/cache", "glob:7.*"),
             ("flux.weave.works/ignore", "true"),
         ]))
         .unwrap();
+        assert_eq!(p.tag_filter("cache").as_str(), "glob:7.*");
         assert!(p.automated);
         assert_eq!(p.tag_filter("app").as_str(), "glob:2.*");
-        assert_eq!(p.tag_filter("db").as_str(), "semver:^15");
+        assert_eq!(p.tag_filter("db").as_str(), "semver:^16");
         assert_eq!(p.ignore, Some(Ignore::All));
         let p =
             policies_from_annotations(&map(&[("fluxcd.io/automated", "false"), ("fluxcd.io/locked", "no")])).unwrap();
@@ -174,7 +191,11 @@ mod tests {
 
     #[test]
     fn edits_read_back_as_the_change() {
-        let start = map(&[("flux.weave.works/automated", "true"), ("flux.weave.works/tag.app", "1.*")]);
+        let start = map(&[
+            ("flux.weave.works/automated", "true"),
+            ("flux.weave.works/tag.app", "1.*"),
+            ("filter.fluxcd.io/app", "2.*"),
+        ]);
         let changes = [
             PolicyChange::Deautomate,
             PolicyChange::Lock(Lock { message: Some("why".into()), user: None }),

@@ -150,7 +150,8 @@ impl RawObject {
             .or_else(|| scopes.get(&(group, kind.to_ascii_lowercase())).copied())
             .unwrap_or(Scope::Namespaced);
         if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-            let has_namespace = metadata.get("namespace").is_some_and(|ns| !ns.is_null());
+            // `namespace: ""` means the default namespace to kubectl too.
+            let has_namespace = metadata.get("namespace").is_some_and(|ns| !ns.is_null() && ns.as_str() != Some(""));
             match scope {
                 Scope::Namespaced if !has_namespace => {
                     metadata.insert("namespace".to_owned(), Value::String(default_namespace.to_owned()));

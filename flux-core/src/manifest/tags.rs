@@ -71,7 +71,8 @@ enum Kind {
 }
 
 impl TagFilter {
-    /// Checks the pattern and compiles it; see [`CompiledFilter`].
+    /// Compiles the pattern; see [`CompiledFilter`]. [`TagFilter::new`] compiles once to check,
+    /// so this fails only for a filter built another way.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the filter when the pattern is not a valid glob, semver
@@ -103,6 +104,12 @@ impl CompiledFilter {
     /// Whether the filter orders tags by version rather than by time.
     pub fn is_semver(&self) -> bool {
         matches!(self.kind, Kind::Semver(_))
+    }
+
+    /// Whether [`latest`](Self::latest) orders by `created` time (glob and regex filters), so
+    /// that candidates need their images' times.
+    pub fn orders_by_time(&self) -> bool {
+        matches!(self.kind, Kind::Glob(_) | Kind::Regex(_))
     }
 
     /// Whether `tag` passes the filter.
@@ -322,6 +329,15 @@ mod tests {
     }
 
     #[test]
+    fn which_filters_order_by_time() {
+        let by_time: Vec<bool> = ["1.*", "regexp:^v", "semver:^1", "alphabetical:asc", "numerical:desc"]
+            .iter()
+            .map(|f| filter(f).orders_by_time())
+            .collect();
+        assert_eq!(by_time, [true, true, false, false, false]);
+    }
+
+    #[test]
     fn alphabetical_and_numerical() {
         let list = tags(&["RELEASE.2023-01-01", "RELEASE.2024-06-30", "RELEASE.2022-12-31"]);
         assert_eq!(filter("alphabetical:asc").latest(&list).unwrap().tag, "RELEASE.2024-06-30");
@@ -344,7 +360,7 @@ mod tests {
             "numerical:up",
             "alphabetical:",
         ] {
-            let err = TagFilter::new(bad).unwrap().compile().unwrap_err().to_string();
+            let err = TagFilter::new(bad).unwrap_err().to_string();
             assert!(err.starts_with(&format!("{bad}: invalid tag filter")), "{err}");
         }
     }

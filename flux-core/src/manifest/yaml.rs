@@ -99,6 +99,20 @@ impl Node {
         }
     }
 
+    /// Whether this node and all under it start and end on character boundaries of `text`
+    /// (a guard: every slice of `text` the editor takes comes from these offsets).
+    pub(crate) fn fits(&self, text: &str) -> bool {
+        let own = self.start <= self.end && text.is_char_boundary(self.start) && text.is_char_boundary(self.end);
+        own && match &self.kind {
+            NodeKind::Seq { items, .. } => items.iter().all(|n| n.fits(text)),
+            NodeKind::Map { entries, close, .. } => {
+                close.is_none_or(|c| text.is_char_boundary(c))
+                    && entries.iter().all(|(k, v)| k.fits(text) && v.fits(text))
+            }
+            NodeKind::Scalar { .. } | NodeKind::Alias => true,
+        }
+    }
+
     /// Every scalar under this node (mapping values and sequence items, not keys), with its path.
     pub(crate) fn scalars(&self, path: &mut Vec<Step>, out: &mut Vec<(Vec<Step>, Node)>) {
         match &self.kind {
@@ -148,6 +162,11 @@ pub(crate) fn parse(text: &str) -> Result<Tree, SyntaxError> {
             }
             _ => return Err(SyntaxError { line: span.start.line(), message: "unexpected YAML event".into() }),
         }
+    }
+    let fits =
+        documents.iter().all(|d| d.fits(text)) && builder.comments.iter().all(|c| text.is_char_boundary(c.start));
+    if !fits {
+        return Err(SyntaxError { line: 0, message: "positions in the text could not be resolved".into() });
     }
     Ok(Tree { documents, comments: builder.comments })
 }
