@@ -48,6 +48,9 @@ pub struct SyncEngine {
     generator: Arc<dyn Generator>,
     config: SyncConfig,
     events: broadcast::Sender<Arc<SyncReport>>,
+    /// The desired objects of the last usable revision read. Revisions are immutable, so syncing
+    /// an unchanged head again costs no source reads and no generation.
+    last_desired: std::sync::Mutex<Option<(Revision, Arc<Vec<KubeObject>>)>>,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -66,7 +69,7 @@ impl SyncEngine {
         config: SyncConfig,
     ) -> Self {
         let (events, _) = broadcast::channel(16);
-        SyncEngine { source, cluster, generator, config, events }
+        SyncEngine { source, cluster, generator, config, events, last_desired: Default::default() }
     }
 
     /// The unit's configuration.
@@ -86,8 +89,9 @@ impl SyncEngine {
         Ok(self.sync(&head).await)
     }
 
-    /// What syncing `revision` would do, with nothing written anywhere. Costs the source reads
-    /// and one [`Cluster::managed`] call.
+    /// What syncing `revision` would do, with nothing written anywhere. Costs one
+    /// [`Cluster::managed`] call, plus the source reads when `revision` is not the last usable
+    /// revision read.
     pub async fn plan(&self, revision: &Revision) -> SyncPlan {
         let mut plan = SyncPlan {
             revision: revision.clone(),
@@ -105,21 +109,9 @@ impl SyncEngine {
         };
 
         // Desired state.
-        let desired = match self.config.normalized_paths() {
-            Ok(paths) => match self.source.files(revision, &paths).await {
-                Ok(files) => self.generator.generate(revision, &files).await,
-                Err(e) => {
-                    unusable(&mut plan, None, format!("reading revision {}: {e}", revision.short()));
-                    Default::default()
-                }
-            },
-            Err(e) => {
-                unusable(&mut plan, None, e.to_string());
-                Default::default()
-            }
-        };
-        for error in desired.errors {
-            unusable(&mut plan, None, error.to_string());
+        let (desired, errors) = self.desired(revision).await;
+        for error in errors {
+            unusable(&mut plan, None, error);
         }
 
         // Live state: what this identity manages.
@@ -130,7 +122,7 @@ impl SyncEngine {
                 Vec::new()
             }
         };
-        if plan.usable && desired.objects.is_empty() && !managed.is_empty() && !self.config.allow_empty {
+        if plan.usable && desired.is_empty() && !managed.is_empty() && !self.config.allow_empty {
             unusable(
                 &mut plan,
                 None,
@@ -147,7 +139,7 @@ impl SyncEngine {
             managed.iter().map(|m| (key_of(&m.reference.api_version, &m.reference.id), m)).collect();
 
         let mut in_git: BTreeSet<Key> = BTreeSet::new();
-        for mut object in desired.objects {
+        for mut object in desired {
             let key = key_of(object.api_version(), object.id());
             if !in_git.insert(key.clone()) {
                 let at = object.origin().map(|o| format!(" at {o}")).unwrap_or_default();
@@ -209,6 +201,32 @@ impl SyncEngine {
             });
         }
         plan
+    }
+
+    /// The desired objects of `revision` and every problem found (with file and line), from the
+    /// cache when it is the last usable revision read. With problems, the objects are what could
+    /// be generated (applied only with [`SyncConfig::apply_unusable`]), and nothing is cached.
+    async fn desired(&self, revision: &Revision) -> (Vec<KubeObject>, Vec<String>) {
+        if let Some((cached, objects)) = crate::memory_lock(&self.last_desired).as_ref()
+            && cached == revision
+        {
+            return (objects.as_ref().clone(), Vec::new());
+        }
+        let paths = match self.config.normalized_paths() {
+            Ok(paths) => paths,
+            Err(e) => return (Vec::new(), vec![e.to_string()]),
+        };
+        let files = match self.source.files(revision, &paths).await {
+            Ok(files) => files,
+            Err(e) => return (Vec::new(), vec![format!("reading revision {}: {e}", revision.short())]),
+        };
+        let generated = self.generator.generate(revision, &files).await;
+        if !generated.is_usable() {
+            return (generated.objects, generated.errors.iter().map(ToString::to_string).collect());
+        }
+        let objects = Arc::new(generated.objects);
+        *crate::memory_lock(&self.last_desired) = Some((revision.clone(), objects.clone()));
+        (objects.as_ref().clone(), Vec::new())
     }
 
     /// Syncs `revision`: applies what changed or drifted, stage by stage, prunes what left git

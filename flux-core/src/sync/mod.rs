@@ -34,8 +34,9 @@
 //!
 //! # Drift and what a sync costs
 //!
-//! An unchanged revision against an unchanged cluster costs the source reads, one `managed`
-//! call and **zero writes**. Drift is detected by the Cluster adapter, not by comparing every
+//! An unchanged revision against an unchanged cluster costs one `managed` call and **zero
+//! writes**: the engine keeps the desired objects of the last usable revision it read (revisions
+//! are immutable), so the same head is neither read nor generated again. Drift is detected by the Cluster adapter, not by comparing every
 //! object: an object changed by another writer is reported `drifted` and re-applied; an object
 //! deleted by someone is missing from `managed` and re-created. Writes per sync are therefore
 //! the number of objects that changed in git or drifted, plus those pruned. (The Kubernetes

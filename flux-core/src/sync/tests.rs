@@ -544,3 +544,55 @@ fn sync_futures_are_send() {
     assert_send(&engine.plan(&revision));
     assert_send(&engine.sync_head());
 }
+
+/// Counts reads of the files of a revision.
+struct CountingSource {
+    inner: MemorySource,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Source for CountingSource {
+    async fn refresh(&self) -> crate::Result<Revision> {
+        self.inner.refresh().await
+    }
+    async fn files(&self, r: &Revision, p: &[String]) -> crate::Result<Vec<crate::SourceFile>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.files(r, p).await
+    }
+    async fn read_file(&self, r: &Revision, p: &str) -> crate::Result<Vec<u8>> {
+        self.inner.read_file(r, p).await
+    }
+    async fn commit(&self, c: &CommitRequest) -> crate::Result<Revision> {
+        self.inner.commit(c).await
+    }
+    async fn sync_marker(&self) -> crate::Result<Option<Revision>> {
+        self.inner.sync_marker().await
+    }
+    async fn set_sync_marker(&self, r: &Revision) -> crate::Result<()> {
+        self.inner.set_sync_marker(r).await
+    }
+}
+
+#[tokio::test]
+async fn an_unchanged_head_is_not_read_again_but_drift_is_still_put_back() {
+    let f = standard();
+    let source = Arc::new(CountingSource { inner: f.source.clone(), reads: Default::default() });
+    let engine = SyncEngine::new(
+        source.clone(),
+        Arc::new(f.cluster.clone()),
+        Arc::new(ManifestGenerator::default()),
+        config("prod", GarbageCollection::On),
+    );
+    engine.sync_head().await.unwrap();
+    let settings = ObjectRef { api_version: "v1".into(), id: "team:configmap/settings".parse().unwrap() };
+    f.cluster.edit(&settings, |b| b["data"] = json!({"v": "by hand"})).unwrap();
+    let report = engine.sync_head().await.unwrap();
+    assert_eq!(source.reads.load(std::sync::atomic::Ordering::SeqCst), 1, "the same revision is read once");
+    assert_eq!(outcomes(&report), [("team:configmap/settings".to_string(), ApplyOutcome::Configured)]);
+    let rev = f
+        .commit(vec![write("deploy/app.json", &json!([cm("team", "settings", "9"), deploy("team", "web", "nginx:1")]))])
+        .await;
+    engine.sync(&rev).await;
+    assert_eq!(source.reads.load(std::sync::atomic::Ordering::SeqCst), 2, "a new revision is read");
+}
