@@ -8,8 +8,11 @@ use crate::automation::release::{
 };
 use crate::automation::scan::{ImageCatalog, scan};
 use crate::automation::state::RepoState;
-use crate::automation::write::{ImageChange, Planned, Trailers, change_list, edit_files, message, plan_and_commit};
+use crate::automation::write::{
+    ImageChange, Planned, Proposal, Trailers, change_list, image_edits, message, plan_and_commit, split_failed,
+};
 use crate::error::Result;
+use crate::generate::{Generator, ManifestGenerator};
 use crate::image::ImageRepo;
 use crate::manifest::{ContainerManifest, WorkloadManifest};
 use crate::policy::TagFilter;
@@ -87,6 +90,7 @@ pub struct WorkloadImages {
 pub struct AutomationEngine {
     source: Arc<dyn Source>,
     registry: Arc<dyn Registry>,
+    generator: Arc<dyn Generator>,
     config: AutomationConfig,
 }
 
@@ -115,8 +119,18 @@ fn choose(catalog: &ImageCatalog, container: &ContainerManifest, filter: &TagFil
 
 impl AutomationEngine {
     /// An engine writing to `source` what `registry` offers.
+    /// Workloads are read from plain manifests ([`ManifestGenerator`] with the config's options);
+    /// see [`AutomationEngine::with_generator`] for Kustomize and `.flux.yaml`.
     pub fn new(source: Arc<dyn Source>, registry: Arc<dyn Registry>, config: AutomationConfig) -> Self {
-        AutomationEngine { source, registry, config }
+        let generator = Arc::new(ManifestGenerator::new(config.manifest_options.clone()));
+        AutomationEngine { source, registry, generator, config }
+    }
+
+    /// The same engine, finding workloads with `generator` and writing changes through it: use the
+    /// generator the sync engine uses, so that automation sees the workloads the cluster gets.
+    pub fn with_generator(mut self, generator: Arc<dyn Generator>) -> Self {
+        self.generator = generator;
+        self
     }
 
     /// Its configuration.
@@ -132,7 +146,7 @@ impl AutomationEngine {
     /// When the repository cannot be read; registry errors are per container.
     pub async fn images(&self, only: Option<&crate::ResourceId>) -> Result<Vec<WorkloadImages>> {
         let scope = self.config.scope.compile()?;
-        let state = RepoState::read(self.source.as_ref(), &self.config).await?;
+        let state = RepoState::read(&self.source, &self.config, self.generator.as_ref()).await?;
         let chosen: Vec<&WorkloadManifest> =
             state.workloads.iter().filter(|w| only.is_none_or(|id| &w.id == id)).collect();
         if let Some(id) = only.filter(|_| chosen.is_empty()) {
@@ -193,7 +207,7 @@ impl AutomationEngine {
     /// never commits on top of a revision it cannot read), or the commit fails for good.
     pub async fn automate(&self) -> Result<AutomationReport> {
         let scope = self.config.scope.compile()?;
-        let state = RepoState::read(self.source.as_ref(), &self.config).await?;
+        let state = RepoState::read(&self.source, &self.config, self.generator.as_ref()).await?;
         let mut wanted: BTreeMap<ImageRepo, Vec<TagFilter>> = BTreeMap::new();
         for w in state.workloads.iter().filter(|w| w.policies.is_automatable()) {
             for c in &w.containers {
@@ -209,12 +223,18 @@ impl AutomationEngine {
             .map(|(repository, error)| RegistryFailure { repository: repository.clone(), error: error.to_owned() })
             .collect();
 
-        let (revision, (changes, failed), _) =
-            plan_and_commit(self.source.as_ref(), &self.config, false, Some(state), |state| {
+        let (revision, (changes, failed), _) = plan_and_commit(
+            &self.source,
+            self.generator.as_ref(),
+            &self.config,
+            false,
+            Some(state),
+            |state| {
                 let planned = automation_changes(state, &catalog, &scope);
-                let (files, failed) = edit_files(state, &planned);
-                let changes: Vec<ImageChange> =
-                    planned.into_iter().filter(|c| !failed.iter().any(|(f, _)| f == c)).collect();
+                Ok(Proposal { edits: image_edits(&planned), outcome: (planned, Vec::new()) })
+            },
+            |_, (planned, _), failed| {
+                let (changes, failed) = split_failed(planned, failed);
                 let failed =
                     failed.into_iter().map(|(change, e)| FailedChange { change, error: e.to_string() }).collect();
                 let title = match changes.as_slice() {
@@ -223,9 +243,10 @@ impl AutomationEngine {
                 };
                 let trailers = Trailers { kind: "automation", ..Default::default() };
                 let message = message(&self.config, &title, None, &change_list(&changes), &trailers);
-                Ok(Planned { files, message, author: self.config.author.clone(), outcome: (changes, failed) })
-            })
-            .await?;
+                Ok(Planned { message, author: self.config.author.clone(), outcome: (changes, failed) })
+            },
+        )
+        .await?;
         Ok(AutomationReport { revision, changes, failed, registry_errors })
     }
 
@@ -236,7 +257,7 @@ impl AutomationEngine {
     /// As [`AutomationEngine::automate`]. Per-workload problems are in the result, not errors.
     pub async fn release(&self, spec: &ReleaseSpec) -> Result<ReleaseResult> {
         let scope = self.config.scope.compile()?;
-        let state = RepoState::read(self.source.as_ref(), &self.config).await?;
+        let state = RepoState::read(&self.source, &self.config, self.generator.as_ref()).await?;
         let mut wanted: BTreeMap<ImageRepo, Vec<TagFilter>> = BTreeMap::new();
         match &spec.image {
             ImageSelector::Image(image) => {
@@ -255,16 +276,22 @@ impl AutomationEngine {
         }
         let catalog = scan(self.registry.as_ref(), wanted, self.config.registry_concurrency).await;
 
-        let (revision, workloads, _) =
-            plan_and_commit(self.source.as_ref(), &self.config, spec.dry_run, Some(state), |state| {
-                let mut results = release_plan(state, spec, &catalog, &scope);
+        let (revision, workloads, _) = plan_and_commit(
+            &self.source,
+            self.generator.as_ref(),
+            &self.config,
+            spec.dry_run,
+            Some(state),
+            |state| {
+                let results = release_plan(state, spec, &catalog, &scope);
                 let changes: Vec<ImageChange> = results.iter().flat_map(changes_of).collect();
-                let (files, failed) = edit_files(state, &changes);
+                Ok(Proposal { edits: image_edits(&changes), outcome: (results, changes) })
+            },
+            |_, (mut results, changes), failed| {
+                let (done, failed) = split_failed(changes, failed);
                 for (change, error) in &failed {
                     mark_edit_failed(&mut results, change, &error.to_string());
                 }
-                let done: Vec<ImageChange> =
-                    changes.into_iter().filter(|c| !failed.iter().any(|(f, _)| f == c)).collect();
                 let image = match &spec.image {
                     ImageSelector::Image(i) => i.to_string(),
                     ImageSelector::AllLatest => "latest images".to_owned(),
@@ -283,9 +310,11 @@ impl AutomationEngine {
                 };
                 let message =
                     message(&self.config, &title, spec.cause.message.as_deref(), &change_list(&done), &trailers);
-                Ok(Planned { files, message, author: self.config.author.clone(), outcome: results })
-            })
-            .await?;
+                Ok(Planned { message, author: self.config.author.clone(), outcome: (results, Vec::new()) })
+            },
+        )
+        .await?;
+        let (workloads, _) = workloads;
         Ok(ReleaseResult { revision, workloads, dry_run: spec.dry_run })
     }
 }

@@ -8,13 +8,13 @@ use async_trait::async_trait;
 
 use crate::automation::config::AutomationConfig;
 use crate::automation::state::RepoState;
-use crate::automation::write::{Planned, Trailers, message, plan_and_commit};
+use crate::automation::write::{Planned, Proposal, Trailers, message, plan_and_commit};
 use crate::error::{Error, Result};
-use crate::manifest::edit::set_annotation;
+use crate::generate::{EditChange, Generator, ManifestGenerator, WorkloadEdit};
 use crate::manifest::{WorkloadManifest, annotation_edits};
 use crate::policy::{ChangeCause, Policies, PolicyChange, PolicyDiff, PolicyStore, PolicyUpdate, TagFilter};
 use crate::resource::ResourceId;
-use crate::source::{FileChange, Source};
+use crate::source::Source;
 
 /// Keeps policies as `fluxcd.io/*` annotations in the manifests of a [`Source`].
 ///
@@ -24,6 +24,7 @@ use crate::source::{FileChange, Source};
 /// again on the new head, up to [`AutomationConfig::max_conflict_retries`] times.
 pub struct ManifestPolicyStore {
     source: Arc<dyn Source>,
+    generator: Arc<dyn Generator>,
     config: AutomationConfig,
 }
 
@@ -36,7 +37,15 @@ impl std::fmt::Debug for ManifestPolicyStore {
 impl ManifestPolicyStore {
     /// A store over the manifests under `config.paths` in `source`.
     pub fn new(source: Arc<dyn Source>, config: AutomationConfig) -> Self {
-        ManifestPolicyStore { source, config }
+        let generator = Arc::new(ManifestGenerator::new(config.manifest_options.clone()));
+        ManifestPolicyStore { source, generator, config }
+    }
+
+    /// The same store, finding workloads with `generator` and writing policies through it (into
+    /// a Kustomize app's files, a `.flux.yaml` patch file or updater, ...).
+    pub fn with_generator(mut self, generator: Arc<dyn Generator>) -> Self {
+        self.generator = generator;
+        self
     }
 }
 
@@ -63,8 +72,8 @@ fn verb(change: &PolicyChange) -> &'static str {
     }
 }
 
-/// Plans the edits of `updates` on `state`: the diffs, and the files they change.
-fn plan_policies(state: &RepoState, updates: &[PolicyUpdate]) -> Result<(Vec<PolicyDiff>, Vec<FileChange>)> {
+/// Plans the edits of `updates` on `state`: the diffs, and the annotation edits that make them.
+fn plan_policies(state: &RepoState, updates: &[PolicyUpdate]) -> Result<(Vec<PolicyDiff>, Vec<WorkloadEdit>)> {
     let mut after: BTreeMap<&ResourceId, Policies> = BTreeMap::new();
     let mut order: Vec<&WorkloadManifest> = Vec::new();
     for update in updates {
@@ -78,54 +87,58 @@ fn plan_policies(state: &RepoState, updates: &[PolicyUpdate]) -> Result<(Vec<Pol
         after.insert(&workload.id, update.changes.iter().fold(current, Policies::with));
     }
     let mut diffs = Vec::new();
-    let mut texts: BTreeMap<&str, String> = BTreeMap::new();
+    let mut edits = Vec::new();
     for workload in order {
         let Some(new) = after.remove(&workload.id) else { continue };
         if new == workload.policies {
             continue;
         }
-        let text = match texts.remove(workload.file.as_str()) {
-            Some(t) => t,
-            None => state.text(&workload.file)?.to_owned(),
-        };
         let changes = updates.iter().filter(|u| u.workload == workload.id).flat_map(|u| &u.changes);
-        let edited = changes.flat_map(annotation_edits).try_fold(text, |text, (key, value)| {
-            set_annotation(&workload.file, &text, &workload.id, &key, value.as_deref())
-        })?;
-        texts.insert(&workload.file, edited);
+        edits.extend(changes.flat_map(annotation_edits).map(|(key, value)| WorkloadEdit {
+            workload: workload.id.clone(),
+            change: EditChange::Annotation { key, value },
+        }));
         diffs.push(PolicyDiff { workload: workload.id.clone(), before: workload.policies.clone(), after: new });
     }
-    let files = texts
-        .into_iter()
-        .filter(|(path, text)| state.text(path).is_ok_and(|old| old != text))
-        .map(|(path, text)| FileChange::write(path, text))
-        .collect();
-    Ok((diffs, files))
+    Ok((diffs, edits))
 }
 
 #[async_trait]
 impl PolicyStore for ManifestPolicyStore {
     async fn policies(&self) -> Result<BTreeMap<ResourceId, Policies>> {
-        let state = RepoState::read(self.source.as_ref(), &self.config).await?;
+        let state = RepoState::read(&self.source, &self.config, self.generator.as_ref()).await?;
         Ok(state.workloads.into_iter().map(|w| (w.id, w.policies)).collect())
     }
 
     async fn update(&self, updates: &[PolicyUpdate], cause: &ChangeCause) -> Result<Vec<PolicyDiff>> {
-        let (_, diffs, _) = plan_and_commit(self.source.as_ref(), &self.config, false, None, |state| {
-            let (diffs, files) = plan_policies(state, updates)?;
-            let changed: Vec<&PolicyUpdate> =
-                updates.iter().filter(|u| diffs.iter().any(|d| d.workload == u.workload)).collect();
-            let verbs: Vec<&str> = changed.iter().flat_map(|u| u.changes.iter().map(verb)).collect();
-            let verb = match verbs.first() {
-                Some(first) if verbs.iter().all(|v| v == first) => *first,
-                _ => "Updated policies",
-            };
-            let names: Vec<String> = diffs.iter().map(|d| d.workload.to_string()).collect();
-            let title = format!("{verb}: {}", names.join(", "));
-            let trailers = Trailers { kind: "policy", job: None, user: cause.user.clone() };
-            let message = message(&self.config, &title, cause.message.as_deref(), "", &trailers);
-            Ok(Planned { files, message, author: self.config.author.clone(), outcome: diffs })
-        })
+        let (_, diffs, _) = plan_and_commit(
+            &self.source,
+            self.generator.as_ref(),
+            &self.config,
+            false,
+            None,
+            |state| {
+                let (diffs, edits) = plan_policies(state, updates)?;
+                Ok(Proposal { edits, outcome: diffs })
+            },
+            |_, diffs, failed| {
+                if let Some((_, error)) = failed.into_iter().next() {
+                    return Err(error);
+                }
+                let changed: Vec<&PolicyUpdate> =
+                    updates.iter().filter(|u| diffs.iter().any(|d| d.workload == u.workload)).collect();
+                let verbs: Vec<&str> = changed.iter().flat_map(|u| u.changes.iter().map(verb)).collect();
+                let verb = match verbs.first() {
+                    Some(first) if verbs.iter().all(|v| v == first) => *first,
+                    _ => "Updated policies",
+                };
+                let names: Vec<String> = diffs.iter().map(|d| d.workload.to_string()).collect();
+                let title = format!("{verb}: {}", names.join(", "));
+                let trailers = Trailers { kind: "policy", job: None, user: cause.user.clone() };
+                let message = message(&self.config, &title, cause.message.as_deref(), "", &trailers);
+                Ok(Planned { message, author: self.config.author.clone(), outcome: diffs })
+            },
+        )
         .await?;
         Ok(diffs)
     }

@@ -1,50 +1,58 @@
-//! The repository as automation sees it: the head, the files under the paths, the workloads.
+//! The repository as automation sees it: the head, what it generates, the workloads.
+
+use std::sync::Arc;
 
 use crate::automation::config::AutomationConfig;
-use crate::error::{Error, Result};
-use crate::manifest::{WorkloadManifest, read_manifests, workloads};
+use crate::error::Result;
+use crate::generate::{Generated, Generator, Snapshot};
+use crate::manifest::{Manifest, ManifestErrors, WorkloadManifest, workloads};
 use crate::resource::ResourceId;
-use crate::source::{Revision, Source, SourceFile, normalize_path};
+use crate::source::{Revision, Source};
 
-/// The head revision of the source, its manifest files and workloads.
+/// The head revision of the source, what the generator made of it, and its workloads.
 #[derive(Debug, Clone)]
 pub struct RepoState {
     /// The revision read.
     pub head: Revision,
-    /// Every file under the paths.
-    pub files: Vec<SourceFile>,
-    /// Every workload in them.
+    /// Its files.
+    pub snapshot: Snapshot,
+    /// What the generator made of them (no errors: automation never works on an unusable revision).
+    pub generated: Arc<Generated>,
+    /// Every workload among the objects.
     pub workloads: Vec<WorkloadManifest>,
 }
 
 impl RepoState {
-    /// Refreshes `source` and reads its head.
+    /// Refreshes `source`, reads its head under the configured paths and generates its objects.
     ///
     /// # Errors
-    /// What the source says, or [`Error::InvalidInput`] at the first bad manifest (with the count
-    /// of all): automation never writes on top of a revision it cannot read completely.
-    pub async fn read(source: &dyn Source, config: &AutomationConfig) -> Result<Self> {
+    /// What the source says, or [`Error::InvalidInput`](crate::Error::InvalidInput) at the first
+    /// problem (with the count of all) when the generator reports any or a workload is invalid:
+    /// automation never writes on top of a revision it cannot read completely.
+    pub async fn read(source: &Arc<dyn Source>, config: &AutomationConfig, generator: &dyn Generator) -> Result<Self> {
         let head = source.refresh().await?;
-        let paths = if config.paths.is_empty() {
-            vec![String::new()]
-        } else {
-            config.paths.iter().map(|p| normalize_path(p)).collect::<Result<_>>()?
-        };
-        let files = source.files(&head, &paths).await?;
-        let manifests = read_manifests(&files, &config.manifest_options)?;
+        let snapshot = Snapshot::read(source.clone(), head.clone(), &config.paths).await?;
+        let mut generated = generator.generate(&snapshot).await;
+        if !generated.is_usable() {
+            let mut errors = ManifestErrors::new();
+            generated.errors.drain(..).for_each(|e| errors.push_error(e));
+            return Err(errors.into());
+        }
+        let manifests: Vec<Manifest> = generated
+            .objects
+            .iter()
+            .map(|object| Manifest {
+                file: object.origin().map(|o| o.file.clone()).unwrap_or_default(),
+                document: 0,
+                object: object.clone(),
+            })
+            .collect();
         let workloads = workloads(&manifests)?;
-        Ok(RepoState { head, files, workloads })
+        Ok(RepoState { head, snapshot, generated: Arc::new(generated), workloads })
     }
 
     /// A workload by id.
     pub fn workload(&self, id: &ResourceId) -> Option<&WorkloadManifest> {
         self.workloads.iter().find(|w| &w.id == id)
-    }
-
-    /// The text of a file.
-    pub(crate) fn text(&self, path: &str) -> Result<&str> {
-        let file =
-            self.files.iter().find(|f| f.path == path).ok_or_else(|| Error::not_found(format!("file {path}")))?;
-        std::str::from_utf8(&file.content).map_err(|_| Error::invalid(crate::Location::file(path), "not UTF-8"))
     }
 }

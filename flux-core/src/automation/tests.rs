@@ -477,7 +477,9 @@ async fn policy_edits_change_only_annotation_lines_and_say_so_in_the_commit() {
     assert!(log[0].message.contains("Flux-User: ada"));
 
     // All containers' filters at once, then automation follows them.
-    let state = RepoState::read(&source, &AutomationConfig::default()).await.unwrap();
+    let shared: Arc<dyn Source> = Arc::new(source.clone());
+    let generator = crate::generate::ManifestGenerator::default();
+    let state = RepoState::read(&shared, &AutomationConfig::default(), &generator).await.unwrap();
     let web = state.workload(&id("default:deployment/web")).unwrap();
     let changes = tag_all_containers(web, Some(&TagFilter::new("semver:^1").unwrap()));
     assert_eq!(changes.len(), 2);

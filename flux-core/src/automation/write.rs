@@ -1,15 +1,16 @@
-//! Turning planned image changes into file edits and one commit, retried on conflicts.
+//! Turning planned changes into workload edits and one commit, retried on conflicts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::automation::config::AutomationConfig;
 use crate::automation::state::RepoState;
 use crate::error::{Error, Result};
+use crate::generate::{EditChange, Generator, Updated, WorkloadEdit};
 use crate::image::ImageRef;
-use crate::manifest::edit::set_container_image;
 use crate::resource::ResourceId;
-use crate::source::{Author, CommitRequest, FileChange, Revision, Source};
+use crate::source::{Author, CommitRequest, Revision, Source};
 
 /// One image to change in one container of one workload.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,39 +25,33 @@ pub struct ImageChange {
     pub to: ImageRef,
 }
 
-/// Applies `changes` to the files of `state` with the lossless editor, file by file.
-/// Returns the file changes and the image changes that could not be made, with why.
-pub(crate) fn edit_files(state: &RepoState, changes: &[ImageChange]) -> (Vec<FileChange>, Vec<(ImageChange, Error)>) {
-    let mut by_file: BTreeMap<&str, Vec<&ImageChange>> = BTreeMap::new();
-    let mut failed = Vec::new();
-    for change in changes {
-        match state.workload(&change.workload) {
-            Some(w) => by_file.entry(w.file.as_str()).or_default().push(change),
-            None => failed.push((change.clone(), Error::not_found(format!("workload {}", change.workload)))),
+/// The edits that make `changes`, in the same order.
+pub(crate) fn image_edits(changes: &[ImageChange]) -> Vec<WorkloadEdit> {
+    changes
+        .iter()
+        .map(|c| WorkloadEdit {
+            workload: c.workload.clone(),
+            change: EditChange::Image { container: c.container.clone(), image: c.to.clone() },
+        })
+        .collect()
+}
+
+/// Splits `changes` into those made and those that failed (by index, as [`Updated::failed`]
+/// reports them).
+pub(crate) fn split_failed(
+    changes: Vec<ImageChange>,
+    failed: Vec<(usize, Error)>,
+) -> (Vec<ImageChange>, Vec<(ImageChange, Error)>) {
+    let mut failed: BTreeMap<usize, Error> = failed.into_iter().collect();
+    let mut done = Vec::new();
+    let mut not_done = Vec::new();
+    for (i, change) in changes.into_iter().enumerate() {
+        match failed.remove(&i) {
+            Some(e) => not_done.push((change, e)),
+            None => done.push(change),
         }
     }
-    let mut files = Vec::new();
-    for (file, changes) in by_file {
-        let mut text = match state.text(file) {
-            Ok(t) => t.to_owned(),
-            Err(e) => {
-                let reason = e.to_string();
-                failed.extend(changes.into_iter().map(|c| (c.clone(), Error::other(reason.clone()))));
-                continue;
-            }
-        };
-        let original = text.clone();
-        for change in changes {
-            match set_container_image(file, &text, &change.workload, &change.container, &change.to) {
-                Ok(edited) => text = edited,
-                Err(e) => failed.push((change.clone(), e)),
-            }
-        }
-        if text != original {
-            files.push(FileChange::write(file, text));
-        }
-    }
-    (files, failed)
+    (done, not_done)
 }
 
 /// The list of changes that follows a commit's first line.
@@ -107,39 +102,52 @@ pub(crate) fn message(
     m
 }
 
-/// What a planning step wants committed.
+/// The edits a planning step wants made, and what it decided.
+pub(crate) struct Proposal<T> {
+    pub(crate) edits: Vec<WorkloadEdit>,
+    pub(crate) outcome: T,
+}
+
+/// What a planning step wants committed, once it knows which edits could be made.
 pub(crate) struct Planned<T> {
-    pub(crate) files: Vec<FileChange>,
     pub(crate) message: String,
     pub(crate) author: Author,
     pub(crate) outcome: T,
 }
 
-/// Reads the head, plans, commits on it; on a conflict reads the new head and plans again, up
-/// to `config.max_conflict_retries` times. Returns the new revision (`None` when the plan
-/// changed no file, or `dry_run`), the outcome of the plan that was committed, and the state
-/// it was planned on.
-/// `first` is a state already read, used for the first attempt.
+/// Reads the head, plans the edits (`plan`), has the generator write them, describes the commit
+/// (`finish`, told which edits failed), commits on the head; on a conflict reads the new head and
+/// plans again, up to `config.max_conflict_retries` times. Returns the new revision (`None` when
+/// no file changed, or `dry_run`), the outcome of the plan that was committed, and the state it
+/// was planned on. `first` is a state already read, used for the first attempt.
 pub(crate) async fn plan_and_commit<T>(
-    source: &dyn Source,
+    source: &Arc<dyn Source>,
+    generator: &dyn Generator,
     config: &AutomationConfig,
     dry_run: bool,
     mut first: Option<RepoState>,
-    mut plan: impl FnMut(&RepoState) -> Result<Planned<T>>,
+    mut plan: impl FnMut(&RepoState) -> Result<Proposal<T>>,
+    mut finish: impl FnMut(&RepoState, T, Vec<(usize, Error)>) -> Result<Planned<T>>,
 ) -> Result<(Option<Revision>, T, RepoState)> {
     let mut attempt = 0;
     loop {
         let state = match first.take() {
             Some(state) => state,
-            None => RepoState::read(source, config).await?,
+            None => RepoState::read(source, config, generator).await?,
         };
-        let planned = plan(&state)?;
-        if planned.files.is_empty() || dry_run {
+        let proposal = plan(&state)?;
+        let updated = if proposal.edits.is_empty() {
+            Updated::default()
+        } else {
+            generator.update(&state.snapshot, &state.generated, &proposal.edits).await
+        };
+        let planned = finish(&state, proposal.outcome, updated.failed)?;
+        if updated.files.is_empty() || dry_run {
             return Ok((None, planned.outcome, state));
         }
         let request = CommitRequest {
             base: state.head.clone(),
-            changes: planned.files,
+            changes: updated.files,
             author: planned.author,
             message: planned.message,
         };

@@ -3,9 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::cluster::SyncIdentity;
-use crate::error::Result;
 use crate::object::KubeObject;
-use crate::source::normalize_path;
 
 /// What happens to objects this identity applied that are no longer in git.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,14 +66,6 @@ impl SyncConfig {
             denied_kinds: Vec::new(),
             move_marker: true,
         }
-    }
-
-    /// The paths, normalised (the root when none were given).
-    pub(crate) fn normalized_paths(&self) -> Result<Vec<String>> {
-        if self.paths.is_empty() {
-            return Ok(vec![String::new()]);
-        }
-        self.paths.iter().map(|p| normalize_path(p)).collect()
     }
 
     /// Why this unit may not touch `object`, if it may not.

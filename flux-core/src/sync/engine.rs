@@ -10,7 +10,7 @@ use crate::cluster::{
     WriteOptions,
 };
 use crate::error::Result;
-use crate::generate::Generator;
+use crate::generate::{Generator, Snapshot};
 use crate::kinds::api_group;
 use crate::object::KubeObject;
 use crate::policy::Ignore;
@@ -212,15 +212,11 @@ impl SyncEngine {
         {
             return (objects.as_ref().clone(), Vec::new());
         }
-        let paths = match self.config.normalized_paths() {
-            Ok(paths) => paths,
-            Err(e) => return (Vec::new(), vec![e.to_string()]),
-        };
-        let files = match self.source.files(revision, &paths).await {
-            Ok(files) => files,
+        let snapshot = match Snapshot::read(self.source.clone(), revision.clone(), &self.config.paths).await {
+            Ok(snapshot) => snapshot,
             Err(e) => return (Vec::new(), vec![format!("reading revision {}: {e}", revision.short())]),
         };
-        let generated = self.generator.generate(revision, &files).await;
+        let generated = self.generator.generate(&snapshot).await;
         if !generated.is_usable() {
             return (generated.objects, generated.errors.iter().map(ToString::to_string).collect());
         }
