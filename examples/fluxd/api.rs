@@ -115,7 +115,7 @@ async fn workloads(State(daemon): State<Arc<Daemon>>, Query(q): Query<WorkloadQu
         Ok(w) => w,
         Err(e) => return failure(&e),
     };
-    let state = match flux_core::automation::RepoState::read(parts.source.as_ref(), parts.automation.config()).await {
+    let state = match parts.automation.state().await {
         Ok(s) => s,
         Err(e) => return failure(&e),
     };

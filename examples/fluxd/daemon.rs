@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flux_core::automation::{ReleaseSpec, RepoState, tag_all_containers};
+use flux_core::automation::{ReleaseSpec, tag_all_containers};
 use flux_core::jobs::{JobFn, JobId, JobQueue, JobStatus};
 use flux_core::{ChangeCause, PolicyUpdate, Revision, TagFilter};
 use futures::FutureExt;
@@ -182,7 +182,7 @@ impl Daemon {
         async move {
             let mut changes = request.changes.clone();
             if let Some(filter) = &request.tag_all {
-                let state = RepoState::read(daemon.parts.source.as_ref(), daemon.parts.automation.config()).await?;
+                let state = daemon.parts.automation.state().await?;
                 let workload = state.workload(&request.workload).ok_or_else(|| {
                     flux_core::Error::not_found(format!("workload {} is not in git", request.workload))
                 })?;

@@ -138,6 +138,14 @@ impl AutomationEngine {
         &self.config
     }
 
+    /// The head of the source as this engine sees it: its files, objects and workloads.
+    ///
+    /// # Errors
+    /// As [`RepoState::read`].
+    pub async fn state(&self) -> Result<RepoState> {
+        RepoState::read(&self.source, &self.config, self.generator.as_ref()).await
+    }
+
     /// Every workload's (or one workload's) containers with the tags their repositories offer,
     /// newest first: what `fluxctl list-images` shows. Repositories outside the scope are listed
     /// without tags.
