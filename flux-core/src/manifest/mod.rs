@@ -44,7 +44,9 @@
 pub mod edit;
 mod errors;
 mod helm;
+pub mod kustomize;
 mod policies;
+pub mod patch;
 mod reader;
 mod tags;
 mod workloads;
