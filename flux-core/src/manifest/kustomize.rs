@@ -191,7 +191,11 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
     };
     let at = |node: &Node, what: &str| Error::invalid(Location::line(file, node.line), what.to_owned());
     let (root, json) = match (doc.tree.documents.as_slice(), doc.json.as_slice()) {
-        ([], _) => return Ok(format!("{text}{}", new_images_list(entry_name, &to_name, to, "", "", eol))),
+        ([], _) => {
+            let sep = if text.is_empty() || text.ends_with('\n') { "" } else { eol };
+            let list = new_images_list(entry_name, &to_name, to, "", "", eol);
+            return Ok(format!("{text}{sep}images:{eol}{list}"));
+        }
         ([root], [json]) => (root, json),
         _ => return Err(doc.error("a kustomization file holds one document")),
     };
@@ -229,7 +233,8 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
         let Some(last) = items.last() else {
             return Err(at(images, "images is not a block sequence; it cannot be edited in place"));
         };
-        let (dash_col, gap) = dash_of(text, last).ok_or_else(|| at(last, "images entries cannot be edited in place"))?;
+        let (dash_col, gap) =
+            dash_of(text, last).ok_or_else(|| at(last, "images entries cannot be edited in place"))?;
         let first = format!("{}-{}", " ".repeat(dash_col), " ".repeat(gap));
         let rest = " ".repeat(dash_col + 1 + gap);
         let lines = entry_lines(entry_name, &to_name, to);
@@ -268,12 +273,12 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
     for (key, value) in wanted {
         let existing = entries.iter().find(|(k, _)| k.scalar() == Some(key));
         match (existing, value) {
-            (Some((_, node)), Some(value)) => {
+            (Some((k, node)), Some(value)) => {
                 if entry_json.get(key).and_then(Value::as_str) == Some(value.as_str()) {
                     continue;
                 }
                 let replacement =
-                    render_scalar(node, &value, false).ok_or_else(|| at(node, &cannot_edit(key, entry_name)))?;
+                    render_scalar(node, &value, false).ok_or_else(|| at(k, &cannot_edit(key, entry_name)))?;
                 edits.push(Edit { start: node.start, end: node.end, text: replacement });
                 entry_json.insert(key.to_owned(), Value::String(value));
             }
