@@ -143,7 +143,10 @@ spec:
             {"name": "extra", "image": "busybox", "resources": {"limits": {"memory": "1Gi"}}}
         ])
     );
-    assert_eq!(web["spec"]["template"]["spec"]["initContainers"], originals[0].to_value()["spec"]["template"]["spec"]["initContainers"]);
+    assert_eq!(
+        web["spec"]["template"]["spec"]["initContainers"],
+        originals[0].to_value()["spec"]["template"]["spec"]["initContainers"]
+    );
     assert_eq!(&out[1..], &originals[1..]);
 }
 
@@ -228,9 +231,15 @@ spec:
 #[test]
 fn rewrites_only_the_targets_document_when_the_value_is_new() {
     let web = object("shop:deployment/web");
-    let service = "# the service\napiVersion: v1\nkind: Service\nmetadata: {name: web} # inline\nspec: {type: NodePort}\n";
-    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 5\n";
+    let service =
+        "# the service\napiVersion: v1\nkind: Service\nmetadata: {name: web} # inline\nspec: {type: NodePort}\n";
+    let deployment =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 5\n";
     let patch = format!("{service}---\n{deployment}");
+    // The comment after the rewritten document's last value does not move onto another value.
+    let commented = format!("{service}---\n{}# replicas\n", deployment.trim_end_matches('\n').to_owned() + " ");
+    let out = set_patch_image("p.yaml", &commented, &web, &container(&web, "sidecar"), &image("envoy:2")).unwrap();
+    assert!(!out.contains("# replicas") && out.ends_with("image: envoy:2\n"), "{out}");
     let out = set_patch_image("p.yaml", &patch, &web, &container(&web, "sidecar"), &image("envoy:2")).unwrap();
     assert!(out.starts_with(&format!("{service}---\n")), "{out}");
     let mut expected = with_image(&web.to_value(), "containers", "sidecar", "envoy:2");
@@ -288,7 +297,14 @@ fn sets_a_helm_release_image() {
     let patch = "apiVersion: helm.fluxcd.io/v1\nkind: HelmRelease\nmetadata:\n  name: podinfo\n  namespace: demo\nspec:\n  values:\n    image:\n      tag: 3.1.5 # patched\n";
     let out = set_patch_image("p.yaml", patch, &hr, &chart, &image("stefanprodan/podinfo:3.3.0")).unwrap();
     assert_eq!(out, patch.replace("3.1.5", "3.3.0"));
-    let err = set_patch_image("p.yaml", patch, &hr, &chart, &image("stefanprodan/podinfo@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")).unwrap_err();
+    let err = set_patch_image(
+        "p.yaml",
+        patch,
+        &hr,
+        &chart,
+        &image("stefanprodan/podinfo@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("digest"), "{err}");
 }
 

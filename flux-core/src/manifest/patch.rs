@@ -306,7 +306,7 @@ fn rewrite(
         None => identity_of(target),
     };
     requirement.write_into(&mut data);
-    let yaml = serde_saphyr::to_string(&data)
+    let yaml = serde_saphyr::to_string(&Ordered(&data))
         .map_err(|e| doc.error(format!("{}: the patch could not be written: {e}", target.id())))?;
     let yaml = yaml.trim_end_matches('\n').replace('\n', eol);
     let mut expected = doc.json.clone();
@@ -318,7 +318,12 @@ fn rewrite(
             let inline = !text[line_start..root.start].trim().is_empty();
             let before = if inline { eol } else { "" };
             let after = if text[..root.end].ends_with('\n') { eol } else { "" };
-            Edit { start: root.start, end: root.end, text: format!("{before}{yaml}{after}") }
+            // A comment after the last value goes with the rest of the document's comments,
+            // rather than end up on another line of the rewritten document.
+            let line_end = text[root.end..].find(['\r', '\n']).map_or(text.len(), |i| root.end + i);
+            let rest = text[root.end..line_end].trim_start();
+            let end = if after.is_empty() && rest.starts_with('#') { line_end } else { root.end };
+            Edit { start: root.start, end, text: format!("{before}{yaml}{after}") }
         }
         None => {
             expected.push(data);
@@ -329,6 +334,39 @@ fn rewrite(
         }
     };
     doc.apply_and_verify(vec![edit], &expected)
+}
+
+/// Keys written first, in this order, in every mapping of a rewritten document (the rest follow
+/// in alphabetical order): the way Kubernetes objects are usually written.
+const FIRST_KEYS: [&str; 5] = ["apiVersion", "kind", "metadata", "name", "namespace"];
+
+/// A JSON value serialized with [`FIRST_KEYS`] first.
+struct Ordered<'v>(&'v Value);
+
+impl serde::Serialize for Ordered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(map) => {
+                let rank = |k: &str| FIRST_KEYS.iter().position(|f| *f == k).unwrap_or(FIRST_KEYS.len());
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by_key(|(k, _)| rank(k));
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    out.serialize_entry(k, &Ordered(v))?;
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Ordered(item))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 /// A patch document naming `target` and nothing else.
