@@ -405,7 +405,7 @@ fn parse_patches(file: &str, text: &str) -> Result<Vec<Patch>> {
         for (what, value) in
             [("apiVersion", body.get("apiVersion")), ("kind", body.get("kind")), ("metadata.name", name)]
         {
-            if !value.and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty()) {
+            if value.and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
                 return Err(Error::invalid(at(), format!("a patch needs {what}")));
             }
         }
