@@ -6,6 +6,7 @@ use flux_core::manifest::kustomize::{
     KUSTOMIZATION_FILES, Kustomization, find_image, local_directories, parse_kustomization, set_image,
 };
 use flux_core::{Error, ImageRef};
+use proptest::prelude::*;
 
 fn image(s: &str) -> ImageRef {
     s.parse().unwrap()
@@ -197,4 +198,35 @@ fn refuses_what_cannot_be_edited_in_place() {
     assert!(err.to_string().contains("neither tag nor digest"), "{err}");
     let err = set_image("k.yaml", "images:\n  - name: [\n", "a", &image("a:1")).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+}
+
+proptest! {
+    /// Whatever entry and image, the result parses to the entry overridden as asked, the other
+    /// entries and fields as they were.
+    #[test]
+    fn set_image_sets_exactly_the_entry(
+        name in prop::sample::select(vec!["nginx", "example/app", "redis", "ghcr.io/o/new"]),
+        repo in prop::sample::select(vec!["nginx", "docker.io/library/nginx", "registry.example.com/team/app", "ghcr.io/o/new"]),
+        tag in "[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,12}",
+        digest in proptest::option::of("[0-9a-f]{64}"),
+        crlf in any::<bool>(),
+    ) {
+        let text = if crlf { OVERLAY.replace('\n', "\r\n") } else { OVERLAY.to_owned() };
+        let to = match &digest {
+            Some(d) => image(&format!("{repo}@sha256:{d}")),
+            None => image(&format!("{repo}:{tag}")),
+        };
+        let out = set_image("k.yaml", &text, name, &to).unwrap();
+        let before = parse_kustomization("k.yaml", &text).unwrap();
+        let after = parse_kustomization("k.yaml", &out).unwrap();
+        prop_assert_eq!(&after.resources, &before.resources);
+        let entry = after.images.iter().find(|i| i.name == name).unwrap();
+        prop_assert_eq!(entry.result_name().parse::<ImageRef>().unwrap().repository(), to.repository());
+        prop_assert_eq!(entry.digest.as_deref(), to.digest());
+        prop_assert_eq!(entry.new_tag.as_deref(), if digest.is_some() { None } else { Some(tag.as_str()) });
+        let others = |k: &Kustomization| k.images.iter().filter(|i| i.name != name).map(|i| (i.name.clone(), i.new_name.clone(), i.new_tag.clone(), i.digest.clone())).collect::<Vec<_>>();
+        prop_assert_eq!(others(&after), others(&before));
+        prop_assert!(out.contains("# the proxy") && out.contains("# production overlay"));
+        prop_assert_eq!(set_image("k.yaml", &out, name, &to).unwrap(), out);
+    }
 }

@@ -536,3 +536,37 @@ fn escape(key: &str) -> String {
 fn keys(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn merged(target: Value, patch: Value) -> Value {
+        let (Value::Object(mut t), Value::Object(p)) = (target, patch) else { panic!("mappings") };
+        merge_map(&mut t, &p);
+        Value::Object(t)
+    }
+
+    #[test]
+    fn lists_merge_only_when_every_patch_item_has_the_key() {
+        let target = json!({"ports": [{"containerPort": 80, "name": "http"}, {"containerPort": 9090}]});
+        let by_key = merged(target.clone(), json!({"ports": [{"containerPort": 80, "protocol": "TCP"}]}));
+        assert_eq!(
+            by_key,
+            json!({"ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}, {"containerPort": 9090}]})
+        );
+        let replaced = merged(target, json!({"ports": [{"containerPort": 81}, {"name": "no-key"}]}));
+        assert_eq!(replaced, json!({"ports": [{"containerPort": 81}, {"name": "no-key"}]}));
+        // Unknown lists are replaced even when their items have names.
+        let other = merged(json!({"rules": [{"name": "a", "x": 1}]}), json!({"rules": [{"name": "a"}]}));
+        assert_eq!(other, json!({"rules": [{"name": "a"}]}));
+    }
+
+    #[test]
+    fn directives_and_nulls_never_reach_objects() {
+        let patch = json!({"spec": {"$patch": "replace", "a": null, "b": {"c": null, "d": 1},
+            "containers": [{"name": "x", "$patch": "delete"}, {"name": "y", "env": null}]}});
+        assert_eq!(merged(json!({}), patch), json!({"spec": {"b": {"d": 1}, "containers": [{"name": "y"}]}}));
+    }
+}
