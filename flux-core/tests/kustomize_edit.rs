@@ -194,6 +194,12 @@ fn refuses_what_cannot_be_edited_in_place() {
         assert_eq!(location.file, "apps/kustomization.yaml");
         assert_eq!(location.line, Some(line), "{text:?}: {err}");
     }
+    // An anchored list that is aliased elsewhere: the edit would change both.
+    let err =
+        set_image("k.yaml", "images: &i\n  - name: a\n    newTag: v1\nother: *i\n", "a", &image("a:v2")).unwrap_err();
+    let Error::InvalidInput { location, message } = &err else { panic!("{err:?}") };
+    assert_eq!(location.line, Some(1), "{err}");
+    assert!(message.contains("other.0.newTag"), "{message}");
     let err = set_image("k.yaml", "images:\n  - name: a\n", "a", &image("a")).unwrap_err();
     assert!(err.to_string().contains("neither tag nor digest"), "{err}");
     let err = set_image("k.yaml", "images:\n  - name: [\n", "a", &image("a:1")).unwrap_err();

@@ -248,6 +248,14 @@ fn rewrites_only_the_targets_document_when_the_value_is_new() {
     // A file with no document for the target gets one appended; the rest stays.
     let out = set_patch_image("p.yaml", service, &web, &container(&web, "app"), &image("example/app:9")).unwrap();
     assert!(out.starts_with(&format!("{service}---\napiVersion: apps/v1\n")), "{out}");
+    // Indented and inline documents are rewritten at column 0.
+    for start in [
+        "  apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: web, namespace: shop}\n",
+        "--- {apiVersion: apps/v1, kind: Deployment, metadata: {name: web, namespace: shop}}\n",
+    ] {
+        let out = set_patch_image("p.yaml", start, &web, &container(&web, "app"), &image("example/app:9")).unwrap();
+        assert_eq!(apply_one(&out, &web), with_image(&web.to_value(), "containers", "app", "example/app:9"), "{out}");
+    }
     // CRLF files stay CRLF.
     let crlf = patch.replace('\n', "\r\n");
     let out = set_patch_image("p.yaml", &crlf, &web, &container(&web, "app"), &image("example/app:9")).unwrap();

@@ -190,6 +190,15 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
         None => to.path().to_owned(),
     };
     let at = |node: &Node, what: &str| Error::invalid(Location::line(file, node.line), what.to_owned());
+    // A failed check (an alias elsewhere would change too) is reported at the `images` key.
+    let verify = |edits: Vec<Edit>, expected: &Value, line: usize| {
+        doc.apply_and_verify(edits, std::slice::from_ref(expected)).map_err(|e| match e {
+            Error::InvalidInput { location, message } if location.line.is_none() => {
+                Error::invalid(Location::line(file, line), message)
+            }
+            other => other,
+        })
+    };
     let (root, json) = match (doc.tree.documents.as_slice(), doc.json.as_slice()) {
         ([], _) => {
             let sep = if text.is_empty() || text.ends_with('\n') { "" } else { eol };
@@ -212,7 +221,7 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
         let list = format!("{}images:{eol}{list}", " ".repeat(root.entries_indent()));
         expected_map.insert("images".into(), Value::Array(vec![new_entry(entry_name, &to_name, to)]));
         let edit = insert_after_node(text, root.end, &list, eol);
-        return doc.apply_and_verify(vec![edit], std::slice::from_ref(&expected));
+        return verify(vec![edit], &expected, root.line);
     };
     let images_json = expected_map.get_mut("images");
     let (items, images_json) = match (&images.kind, images_json) {
@@ -224,7 +233,7 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
             let list = new_images_list(entry_name, &to_name, to, &pad, &dash, eol);
             expected_map.insert("images".into(), Value::Array(vec![new_entry(entry_name, &to_name, to)]));
             let edit = insert_after_node(text, images_key.end, &list, eol);
-            return doc.apply_and_verify(vec![edit], std::slice::from_ref(&expected));
+            return verify(vec![edit], &expected, images_key.line);
         }
         _ => return Err(at(images, "images is not a block sequence; it cannot be edited in place")),
     };
@@ -246,7 +255,7 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
         }
         images_json.push(new_entry(entry_name, &to_name, to));
         let edit = insert_after_node(text, last.end, &entry, eol);
-        return doc.apply_and_verify(vec![edit], std::slice::from_ref(&expected));
+        return verify(vec![edit], &expected, images_key.line);
     };
     let item = items.get(index).ok_or_else(|| at(images, "images entries cannot be edited in place"))?;
     let NodeKind::Map { flow: false, entries, .. } = &item.kind else {
@@ -300,7 +309,7 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
     if edits.is_empty() {
         return Ok(text.to_owned());
     }
-    doc.apply_and_verify(edits, std::slice::from_ref(&expected))
+    verify(edits, &expected, images_key.line)
 }
 
 fn cannot_edit(key: &str, entry: &str) -> String {

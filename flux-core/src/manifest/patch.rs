@@ -323,7 +323,9 @@ fn rewrite(
             let line_end = text[root.end..].find(['\r', '\n']).map_or(text.len(), |i| root.end + i);
             let rest = text[root.end..line_end].trim_start();
             let end = if after.is_empty() && rest.starts_with('#') { line_end } else { root.end };
-            Edit { start: root.start, end, text: format!("{before}{yaml}{after}") }
+            // An indented document is rewritten from the start of its line, at column 0.
+            let start = if inline { root.start } else { line_start };
+            Edit { start, end, text: format!("{before}{yaml}{after}") }
         }
         None => {
             expected.push(data);
