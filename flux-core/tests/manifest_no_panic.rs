@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use flux_core::manifest::edit::{image_markers, set_annotation, set_container_image, set_marker_images};
+use flux_core::manifest::kustomize::{local_directories, parse_kustomization, set_image};
+use flux_core::manifest::patch::{apply_patch_file, set_patch_annotation, set_patch_image};
 use flux_core::manifest::{ManifestOptions, read_manifests, workloads};
 use flux_core::{ImageRef, ResourceId, SourceFile};
 use proptest::prelude::*;
@@ -53,6 +55,35 @@ fn exercise(text: &str) {
     }
     let _ = image_markers("f.yaml", text);
     let _ = set_marker_images("f.yaml", text, "apps:app", &image);
+    exercise_overlays(text, &image);
+}
+
+/// The text as a kustomization and as a patch file for the corpus' own objects.
+fn exercise_overlays(text: &str, image: &ImageRef) {
+    if let Ok(k) = parse_kustomization("kustomization.yaml", text) {
+        let _ = local_directories("apps/prod", &k);
+    }
+    let digest: ImageRef =
+        "example/app@sha256:0000000000000000000000000000000000000000000000000000000000000000".parse().unwrap();
+    for name in ["nginx", "example/app", "web"] {
+        let _ = set_image("kustomization.yaml", text, name, image);
+        let _ = set_image("kustomization.yaml", text, name, &digest);
+    }
+    let targets = read_manifests(
+        &[SourceFile { path: "g.yaml".into(), content: corpus("multi-workloads.yaml").into_bytes() }],
+        &ManifestOptions::default(),
+    )
+    .unwrap();
+    let objects: Vec<_> = targets.iter().map(|m| m.object.clone()).collect();
+    let _ = apply_patch_file("p.yaml", text, objects);
+    for w in workloads(&targets).unwrap() {
+        let target = &targets.iter().find(|m| m.id() == &w.id).unwrap().object;
+        for c in &w.containers {
+            let _ = set_patch_image("p.yaml", text, target, c, image);
+        }
+        let _ = set_patch_annotation("p.yaml", text, target, "fluxcd.io/automated", Some("true"));
+        let _ = set_patch_annotation("p.yaml", text, target, "fluxcd.io/automated", None);
+    }
 }
 
 proptest! {

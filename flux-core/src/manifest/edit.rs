@@ -95,36 +95,7 @@ pub fn set_value(file: &str, text: &str, workload: &ResourceId, path: &[&str], v
 pub fn set_annotation(file: &str, text: &str, workload: &ResourceId, key: &str, value: Option<&str>) -> Result<String> {
     let doc = Document::parse(file, text)?;
     let (index, base) = doc.find_workload(workload)?;
-    let mut expected = doc.json.clone();
-    let object =
-        step_into(&mut expected[index], &base).ok_or_else(|| doc.error("workload not found in its document"))?;
-    let current = object.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str);
-    if current == value {
-        return Ok(text.to_owned());
-    }
-    let root = doc.node(index, &base)?;
-    let metadata = root.get("metadata").filter(|m| matches!(m.kind, NodeKind::Map { .. }));
-    let metadata = metadata.ok_or_else(|| doc.error(format!("{workload}: metadata is not a mapping in the text")))?;
-    let place = AnnotationPlace { text, root, metadata, eol: if text.contains("\r\n") { "\r\n" } else { "\n" } };
-    let edit = match value {
-        Some(value) => {
-            set_in(object, &["metadata", "annotations", key], Value::String(value.to_owned()));
-            place.set(key, value)
-        }
-        None => {
-            let annotations = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut);
-            let emptied = annotations.is_some_and(|a| {
-                a.remove(key);
-                a.is_empty()
-            });
-            if emptied && place.removing_empties_the_field() {
-                object.get_mut("metadata").and_then(Value::as_object_mut).map(|m| m.remove("annotations"));
-            }
-            place.remove(key)
-        }
-    };
-    let edit = edit.ok_or_else(|| doc.error(format!("{workload}: annotation {key} cannot be edited in place")))?;
-    doc.apply_and_verify(vec![edit], &expected)
+    doc.set_annotation_at(index, &base, &workload.to_string(), key, value)
 }
 
 /// Where a workload's annotations are, or would go, in the text.
@@ -259,30 +230,30 @@ pub fn set_marker_images(file: &str, text: &str, policy: &str, image: &ImageRef)
 
 /// One scalar to set: where, and its new value.
 #[derive(Debug, Clone)]
-struct Change {
-    document: usize,
-    path: Vec<Step>,
-    value: String,
+pub(super) struct Change {
+    pub(super) document: usize,
+    pub(super) path: Vec<Step>,
+    pub(super) value: String,
 }
 
 /// Bytes to put in place of `start..end`.
 #[derive(Debug, Clone)]
-struct Edit {
-    start: usize,
-    end: usize,
-    text: String,
+pub(super) struct Edit {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) text: String,
 }
 
 /// A file's text, its documents as data and its syntax tree.
-struct Document<'a> {
-    file: &'a str,
-    text: &'a str,
-    json: Vec<Value>,
-    tree: Tree,
+pub(super) struct Document<'a> {
+    pub(super) file: &'a str,
+    pub(super) text: &'a str,
+    pub(super) json: Vec<Value>,
+    pub(super) tree: Tree,
 }
 
 impl<'a> Document<'a> {
-    fn parse(file: &'a str, text: &'a str) -> Result<Self> {
+    pub(super) fn parse(file: &'a str, text: &'a str) -> Result<Self> {
         let json = parse_json(file, text)?;
         let tree = yaml::parse(text)
             .map_err(|e| Error::invalid(Location::line(file, e.line.max(1)), format!("invalid YAML: {}", e.message)))?;
@@ -292,7 +263,49 @@ impl<'a> Document<'a> {
         Ok(Document { file, text, json, tree })
     }
 
-    fn error(&self, message: impl Into<String>) -> Error {
+    /// [`set_annotation`] on the object at `base` in document `index`; `label` names it in errors.
+    pub(super) fn set_annotation_at(
+        &self,
+        index: usize,
+        base: &[Step],
+        label: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<String> {
+        let text = self.text;
+        let mut expected = self.json.clone();
+        let object =
+            step_into(&mut expected[index], base).ok_or_else(|| self.error("workload not found in its document"))?;
+        let current = object.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str);
+        if current == value {
+            return Ok(text.to_owned());
+        }
+        let root = self.node(index, base)?;
+        let metadata = root.get("metadata").filter(|m| matches!(m.kind, NodeKind::Map { .. }));
+        let metadata = metadata.ok_or_else(|| self.error(format!("{label}: metadata is not a mapping in the text")))?;
+        let place = AnnotationPlace { text, root, metadata, eol: if text.contains("\r\n") { "\r\n" } else { "\n" } };
+        let edit = match value {
+            Some(value) => {
+                set_in(object, &["metadata", "annotations", key], Value::String(value.to_owned()));
+                place.set(key, value)
+            }
+            None => {
+                let annotations = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut);
+                let emptied = annotations.is_some_and(|a| {
+                    a.remove(key);
+                    a.is_empty()
+                });
+                if emptied && place.removing_empties_the_field() {
+                    object.get_mut("metadata").and_then(Value::as_object_mut).map(|m| m.remove("annotations"));
+                }
+                place.remove(key)
+            }
+        };
+        let edit = edit.ok_or_else(|| self.error(format!("{label}: annotation {key} cannot be edited in place")))?;
+        self.apply_and_verify(vec![edit], &expected)
+    }
+
+    pub(super) fn error(&self, message: impl Into<String>) -> Error {
         Error::invalid(Location::file(self.file), message)
     }
 
@@ -366,14 +379,14 @@ impl<'a> Document<'a> {
         step_into(&mut doc, path).map(|v| v.take()).unwrap_or(Value::Null)
     }
 
-    fn node(&self, index: usize, path: &[Step]) -> Result<&Node> {
+    pub(super) fn node(&self, index: usize, path: &[Step]) -> Result<&Node> {
         self.tree.documents[index]
             .at(path)
             .ok_or_else(|| self.error(format!("{} is behind an alias or merge key", describe(path))))
     }
 
     /// Sets each scalar, verifying that nothing else changed.
-    fn set_scalars(&self, changes: Vec<Change>) -> Result<String> {
+    pub(super) fn set_scalars(&self, changes: Vec<Change>) -> Result<String> {
         let mut expected = self.json.clone();
         let mut edits = Vec::new();
         for change in changes {
@@ -405,7 +418,7 @@ impl<'a> Document<'a> {
         })
     }
 
-    fn apply_and_verify(&self, mut edits: Vec<Edit>, expected: &[Value]) -> Result<String> {
+    pub(super) fn apply_and_verify(&self, mut edits: Vec<Edit>, expected: &[Value]) -> Result<String> {
         edits.sort_by_key(|e| e.start);
         let mut out = String::with_capacity(self.text.len() + 64);
         let mut at = 0;
@@ -469,7 +482,7 @@ impl<'a> Document<'a> {
 
 impl Node {
     /// The column of a mapping's keys.
-    fn entries_indent(&self) -> usize {
+    pub(super) fn entries_indent(&self) -> usize {
         match &self.kind {
             NodeKind::Map { entries, .. } => entries.first().map_or(self.col, |(k, _)| k.col),
             _ => self.col,
@@ -487,7 +500,7 @@ fn marker_policy(comment: &str) -> Option<String> {
     value.get("$imagepolicy")?.as_str().map(str::to_owned)
 }
 
-fn parse_json(file: &str, text: &str) -> Result<Vec<Value>> {
+pub(super) fn parse_json(file: &str, text: &str) -> Result<Vec<Value>> {
     serde_saphyr::from_multiple_with_options(text, ManifestOptions::default().yaml_options())
         .map_err(|e| super::reader::yaml_error(file, &e))
 }
@@ -526,7 +539,7 @@ fn first_difference(actual: &[Value], expected: &[Value]) -> Option<String> {
     })
 }
 
-fn describe(path: &[Step]) -> String {
+pub(super) fn describe(path: &[Step]) -> String {
     let parts: Vec<String> = path
         .iter()
         .map(|s| match s {
@@ -537,7 +550,7 @@ fn describe(path: &[Step]) -> String {
     parts.join(".")
 }
 
-fn step_into<'v>(value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
+pub(super) fn step_into<'v>(value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
     path.iter().try_fold(value, |v, step| match step {
         Step::Key(k) => v.as_object_mut()?.get_mut(k),
         Step::Index(i) => v.as_array_mut()?.get_mut(*i),
@@ -545,7 +558,7 @@ fn step_into<'v>(value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
 }
 
 /// Sets `value` at `keys`, creating mappings on the way.
-fn set_in(object: &mut Value, keys: &[&str], value: Value) {
+pub(super) fn set_in(object: &mut Value, keys: &[&str], value: Value) {
     let Some((last, parents)) = keys.split_last() else { return };
     let mut at = object;
     for key in parents {
@@ -562,7 +575,7 @@ fn set_in(object: &mut Value, keys: &[&str], value: Value) {
 
 /// `value` written in `node`'s style, or double-quoted when that style cannot hold it; `None`
 /// for nodes that are not plain or quoted scalars, or carry an anchor or tag.
-fn render_scalar(node: &Node, value: &str, flow: bool) -> Option<String> {
+pub(super) fn render_scalar(node: &Node, value: &str, flow: bool) -> Option<String> {
     let NodeKind::Scalar { style, decorated: false, .. } = &node.kind else { return None };
     match style {
         ScalarStyle::Plain if plain_is_safe(value, flow) => Some(value.to_owned()),
@@ -580,17 +593,17 @@ fn indent_unit(root: &Node, metadata: &Node) -> usize {
 }
 
 /// Whether a block value is left empty (`key:` and nothing else: null).
-fn is_empty_value(node: &Node) -> bool {
+pub(super) fn is_empty_value(node: &Node) -> bool {
     matches!(&node.kind, NodeKind::Scalar { style: ScalarStyle::Plain, decorated: false, .. } if node.start == node.end)
 }
 
 /// A double-quoted YAML scalar (JSON's string escapes are YAML's).
-fn quoted(value: &str) -> String {
+pub(super) fn quoted(value: &str) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| format!("\"{}\"", value.escape_default()))
 }
 
 /// A new key for `map`: double-quoted if its keys are (as in JSON files) or if it must be.
-fn render_key(key: &str, map: &Node) -> String {
+pub(super) fn render_key(key: &str, map: &Node) -> String {
     let siblings_quoted = match &map.kind {
         NodeKind::Map { entries, .. } => entries
             .first()
@@ -626,6 +639,11 @@ fn insert_block(text: &str, map: &Node, line: &str, eol: &str) -> Edit {
         NodeKind::Map { entries, .. } => entries.last().map_or(map.end, |(_, v)| v.end),
         _ => map.end,
     };
+    insert_after_node(text, last_end, line, eol)
+}
+
+/// Inserts a line (with its end) on the line after the one where a node ending at `last_end` ends.
+pub(super) fn insert_after_node(text: &str, last_end: usize, line: &str, eol: &str) -> Edit {
     // A block scalar's span already ends at the start of the next line.
     let at = if text[..last_end].ends_with('\n') {
         last_end
@@ -668,7 +686,7 @@ fn remove_flow(entries: &[(Node, Node)], i: usize) -> Edit {
 
 /// Removes the whole lines from the one holding `start` to the one holding `end`, if nothing
 /// but blanks precedes `start` on its line and nothing but blanks or a comment follows `end`.
-fn remove_lines(text: &str, start: usize, end: usize) -> Option<Edit> {
+pub(super) fn remove_lines(text: &str, start: usize, end: usize) -> Option<Edit> {
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     if !text[line_start..start].chars().all(|c| c == ' ' || c == '\t') {
         return None;

@@ -10,6 +10,9 @@
 //!   [`Policies`](crate::Policies).
 //! - [`CompiledFilter`] matches tags against a [`TagFilter`](crate::TagFilter) and picks the latest.
 //! - [`edit`] changes one value in a file's text and nothing else.
+//! - [`kustomize`] reads a `kustomization.yaml` and edits its `images:` overrides in place.
+//! - [`patch`] applies Flux v1 patch files (`.flux.yaml` `patchUpdated`) to generated objects
+//!   and writes image and annotation changes into them.
 //!
 //! # Example
 //!
@@ -44,6 +47,8 @@
 pub mod edit;
 mod errors;
 mod helm;
+pub mod kustomize;
+pub mod patch;
 mod policies;
 mod reader;
 mod tags;

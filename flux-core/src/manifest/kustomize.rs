@@ -1,0 +1,440 @@
+//! Kustomize overlays: reading a `kustomization.yaml` and editing its `images:` list in place.
+//!
+//! Only what automation needs is read: the entries that point at other directories
+//! (`resources`, `bases`, `components`) and the image overrides (`images`). Other fields are
+//! accepted and ignored. [`set_image`] changes an override as [`edit`](super::edit) changes a
+//! value: only the bytes it must, verified by parsing the result again.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use serde_saphyr::Spanned;
+
+use super::edit::{Document, Edit, insert_after_node, quoted, remove_lines, render_scalar};
+use super::reader::{ManifestOptions, yaml_error};
+use super::yaml::{Node, NodeKind};
+use crate::error::{Error, Location, Result};
+use crate::image::{ImageRef, ImageRepo};
+
+/// The file names Kustomize looks for in a directory, in its order of preference.
+pub const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// The parts of a `kustomization.yaml` automation uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kustomization {
+    /// `resources`: files, directories or remote targets.
+    pub resources: Vec<String>,
+    /// `bases` (deprecated in Kustomize, still read).
+    pub bases: Vec<String>,
+    /// `components`.
+    pub components: Vec<String>,
+    /// `images`: the image overrides.
+    pub images: Vec<KustomizeImage>,
+}
+
+/// One entry of `images:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KustomizeImage {
+    /// `name`: the image name it applies to, as written in the resources.
+    pub name: String,
+    /// `newName`: the name to use instead.
+    pub new_name: Option<String>,
+    /// `newTag`: the tag to use instead.
+    pub new_tag: Option<String>,
+    /// `digest`: the digest to use instead of a tag.
+    pub digest: Option<String>,
+    /// The 1-based line the entry starts at.
+    pub line: usize,
+}
+
+impl KustomizeImage {
+    /// The image name this entry produces: `newName`, or `name` when there is none.
+    pub fn result_name(&self) -> &str {
+        self.new_name.as_deref().unwrap_or(&self.name)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RawKustomization {
+    #[serde(default)]
+    resources: Option<Vec<String>>,
+    #[serde(default)]
+    bases: Option<Vec<String>>,
+    #[serde(default)]
+    components: Option<Vec<String>>,
+    #[serde(default)]
+    images: Option<Vec<Spanned<RawImage>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawImage {
+    name: String,
+    #[serde(default)]
+    new_name: Option<String>,
+    #[serde(default)]
+    new_tag: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+}
+
+/// Parses the text of a kustomization file.
+///
+/// # Errors
+/// [`Error::InvalidInput`] at the file and line when the text is not valid YAML, holds more
+/// than one document, or a field read here has the wrong type (e.g. an `images` entry without
+/// `name`).
+pub fn parse_kustomization(file: &str, text: &str) -> Result<Kustomization> {
+    let documents: Vec<Option<RawKustomization>> =
+        serde_saphyr::from_multiple_with_options(text, ManifestOptions::default().yaml_options())
+            .map_err(|e| yaml_error(file, &e))?;
+    let mut documents = documents.into_iter().flatten();
+    let raw = documents.next().unwrap_or_default();
+    if documents.next().is_some() {
+        return Err(Error::invalid(Location::file(file), "a kustomization file holds one document"));
+    }
+    let images = raw.images.unwrap_or_default().into_iter().map(|image| {
+        let line = image.referenced.line().max(1) as usize;
+        let RawImage { name, new_name, new_tag, digest } = image.value;
+        KustomizeImage { name, new_name, new_tag, digest, line }
+    });
+    Ok(Kustomization {
+        resources: raw.resources.unwrap_or_default(),
+        bases: raw.bases.unwrap_or_default(),
+        components: raw.components.unwrap_or_default(),
+        images: images.collect(),
+    })
+}
+
+/// The local entries of `resources`, `bases` and `components`, as repository paths resolved
+/// against `dir` (the kustomization's directory): the candidates for directories to build.
+///
+/// Remote targets are left out: URLs (`://`), `git@host:...`, `host.tld/...` references (e.g.
+/// `github.com/org/repo//path`), and anything with a `?ref=` or `?version=` query. So are
+/// absolute paths and paths that would leave the repository. The order is the file's, without
+/// duplicates.
+pub fn local_directories(dir: &str, k: &Kustomization) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for entry in k.resources.iter().chain(&k.bases).chain(&k.components) {
+        if is_remote(entry) || entry.starts_with('/') {
+            continue;
+        }
+        if let Some(path) = resolve(dir, entry).filter(|p| !found.contains(p)) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Whether a kustomization entry names something outside the repository.
+fn is_remote(entry: &str) -> bool {
+    if entry.contains("://") || entry.contains("?ref=") || entry.contains("?version=") || entry.starts_with("git@") {
+        return true;
+    }
+    // `github.com/org/repo`: a first segment that is a host name (has a dot, is not `.`/`..`)
+    // followed by a path. Local directories named like hosts are rare in kustomize trees.
+    let first = entry.split('/').next().unwrap_or_default();
+    let host_like = first.contains('.')
+        && !first.starts_with('.')
+        && first.rsplit('.').next().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
+        && !["yaml", "yml", "json"].contains(&first.rsplit('.').next().unwrap_or_default());
+    (host_like && entry.contains('/')) || entry.contains("//")
+}
+
+/// `entry` joined to `dir` with `.` and `..` resolved; `None` when it leaves the repository.
+fn resolve(dir: &str, entry: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in dir.split('/').chain(entry.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The `images:` entry whose result name is the same repository as `image`
+/// (`nginx` = `docker.io/library/nginx` = `index.docker.io/library/nginx`).
+pub fn find_image<'a>(k: &'a Kustomization, image: &ImageRef) -> Option<&'a KustomizeImage> {
+    let wanted = image.repository();
+    k.images.iter().find(|entry| same_repository(entry.result_name(), &wanted))
+}
+
+fn same_repository(name: &str, repository: &ImageRepo) -> bool {
+    name.parse::<ImageRef>().is_ok_and(|r| &r.repository() == repository)
+}
+
+/// Sets the override for the image `entry_name` in a kustomization file's text to `to`.
+///
+/// In the entry whose `name` is `entry_name`: with a digest in `to`, `digest:` is set (or
+/// added) and `newTag:` removed; otherwise `newTag:` is set (or added) and `digest:` removed.
+/// `newName:` is set (or added) only when `to` names another repository than the entry produces
+/// now. Without such an entry, one is appended to `images:` in the list's indentation; without
+/// `images:`, the list is added at the end of the file. Everything else stays byte for byte.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the file (and the line, where there is one) when the text is
+/// not valid YAML, `to` has neither tag nor digest, or the place to edit is written in a way
+/// that cannot be edited in place: a flow collection (`images: [...]`), an alias or anchor, a
+/// block scalar. The text is never partly changed.
+pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Result<String> {
+    if to.tag().is_none() && to.digest().is_none() {
+        return Err(Error::invalid(Location::file(file), format!("{to} has neither tag nor digest")));
+    }
+    let doc = Document::parse(file, text)?;
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let to_name = match to.domain() {
+        Some(domain) => format!("{domain}/{}", to.path()),
+        None => to.path().to_owned(),
+    };
+    let at = |node: &Node, what: &str| Error::invalid(Location::line(file, node.line), what.to_owned());
+    // A failed check (an alias elsewhere would change too) is reported at the `images` key.
+    let verify = |edits: Vec<Edit>, expected: &Value, line: usize| {
+        doc.apply_and_verify(edits, std::slice::from_ref(expected)).map_err(|e| match e {
+            Error::InvalidInput { location, message } if location.line.is_none() => {
+                Error::invalid(Location::line(file, line), message)
+            }
+            other => other,
+        })
+    };
+    let (root, json) = match (doc.tree.documents.as_slice(), doc.json.as_slice()) {
+        ([], _) => {
+            let sep = if text.is_empty() || text.ends_with('\n') { "" } else { eol };
+            let list = new_images_list(entry_name, &to_name, to, "", "", eol);
+            return Ok(format!("{text}{sep}images:{eol}{list}"));
+        }
+        ([root], [json]) => (root, json),
+        _ => return Err(doc.error("a kustomization file holds one document")),
+    };
+    let NodeKind::Map { flow: false, .. } = root.kind else {
+        return Err(at(root, "the kustomization is not a block mapping; it cannot be edited in place"));
+    };
+    let mut expected = json.clone();
+    let Some(expected_map) = expected.as_object_mut() else {
+        return Err(at(root, "the kustomization is not a mapping"));
+    };
+    let Some((images_key, images)) = root.entry("images") else {
+        let dash = sequence_style(text, root);
+        let list = new_images_list(entry_name, &to_name, to, "", &dash, eol);
+        let list = format!("{}images:{eol}{list}", " ".repeat(root.entries_indent()));
+        expected_map.insert("images".into(), Value::Array(vec![new_entry(entry_name, &to_name, to)]));
+        let edit = insert_after_node(text, root.end, &list, eol);
+        return verify(vec![edit], &expected, root.line);
+    };
+    let images_json = expected_map.get_mut("images");
+    let (items, images_json) = match (&images.kind, images_json) {
+        (NodeKind::Seq { flow: false, items }, Some(Value::Array(list))) => (items, list),
+        (NodeKind::Scalar { .. }, Some(Value::Null)) if super::edit::is_empty_value(images) => {
+            // `images:` and nothing else: the list starts on the next line.
+            let pad = " ".repeat(images_key.col);
+            let dash = sequence_style(text, root);
+            let list = new_images_list(entry_name, &to_name, to, &pad, &dash, eol);
+            expected_map.insert("images".into(), Value::Array(vec![new_entry(entry_name, &to_name, to)]));
+            let edit = insert_after_node(text, images_key.end, &list, eol);
+            return verify(vec![edit], &expected, images_key.line);
+        }
+        _ => return Err(at(images, "images is not a block sequence; it cannot be edited in place")),
+    };
+    let position = images_json.iter().position(|i| i.get("name").and_then(Value::as_str) == Some(entry_name));
+    let Some(index) = position else {
+        let Some(last) = items.last() else {
+            return Err(at(images, "images is not a block sequence; it cannot be edited in place"));
+        };
+        let (dash_col, gap) =
+            dash_of(text, last).ok_or_else(|| at(last, "images entries cannot be edited in place"))?;
+        let first = format!("{}-{}", " ".repeat(dash_col), " ".repeat(gap));
+        let rest = " ".repeat(dash_col + 1 + gap);
+        let lines = entry_lines(entry_name, &to_name, to);
+        let mut entry = String::new();
+        for (i, line) in lines.iter().enumerate() {
+            entry.push_str(if i == 0 { &first } else { &rest });
+            entry.push_str(line);
+            entry.push_str(eol);
+        }
+        images_json.push(new_entry(entry_name, &to_name, to));
+        let edit = insert_after_node(text, last.end, &entry, eol);
+        return verify(vec![edit], &expected, images_key.line);
+    };
+    let item = items.get(index).ok_or_else(|| at(images, "images entries cannot be edited in place"))?;
+    let NodeKind::Map { flow: false, entries, .. } = &item.kind else {
+        return Err(at(item, "this images entry is not a block mapping; it cannot be edited in place"));
+    };
+    let Some(Value::Object(entry_json)) = images_json.get_mut(index) else {
+        return Err(at(item, "this images entry is not a mapping"));
+    };
+    let result_name = entry_json.get("newName").or_else(|| entry_json.get("name")).and_then(Value::as_str);
+    let needs_name = match (result_name, to_name.parse::<ImageRef>()) {
+        (Some(current), Ok(wanted)) => !same_repository(current, &wanted.repository()),
+        _ => true,
+    };
+    let mut wanted: Vec<(&str, Option<String>)> = Vec::new();
+    if needs_name {
+        wanted.push(("newName", Some(to_name.clone())));
+    }
+    match to.digest() {
+        Some(digest) => wanted.extend([("digest", Some(digest.to_owned())), ("newTag", None)]),
+        None => wanted.extend([("newTag", to.tag().map(str::to_owned)), ("digest", None)]),
+    }
+    let mut edits = Vec::new();
+    let mut added = Vec::new();
+    for (key, value) in wanted {
+        let existing = entries.iter().find(|(k, _)| k.scalar() == Some(key));
+        match (existing, value) {
+            (Some((k, node)), Some(value)) => {
+                if entry_json.get(key).and_then(Value::as_str) == Some(value.as_str()) {
+                    continue;
+                }
+                let replacement =
+                    render_scalar(node, &value, false).ok_or_else(|| at(k, &cannot_edit(key, entry_name)))?;
+                edits.push(Edit { start: node.start, end: node.end, text: replacement });
+                entry_json.insert(key.to_owned(), Value::String(value));
+            }
+            (Some((k, node)), None) => {
+                let edit = remove_lines(text, k.start, node.end).ok_or_else(|| at(k, &cannot_edit(key, entry_name)))?;
+                edits.push(edit);
+                entry_json.remove(key);
+            }
+            (None, Some(value)) => {
+                added.push(format!("{}{key}: {}{eol}", " ".repeat(item.entries_indent()), scalar_text(&value)));
+                entry_json.insert(key.to_owned(), Value::String(value));
+            }
+            (None, None) => {}
+        }
+    }
+    if !added.is_empty() {
+        edits.push(insert_after_node(text, item.end, &added.concat(), eol));
+    }
+    if edits.is_empty() {
+        return Ok(text.to_owned());
+    }
+    verify(edits, &expected, images_key.line)
+}
+
+fn cannot_edit(key: &str, entry: &str) -> String {
+    format!("{key} of image {entry} is written in a way that cannot be edited in place (anchor, alias or block scalar)")
+}
+
+/// A value as a new plain scalar when that reads back as the same string, else double-quoted.
+fn scalar_text(value: &str) -> String {
+    let plain = Node {
+        start: 0,
+        end: 0,
+        col: 0,
+        line: 1,
+        kind: NodeKind::Scalar {
+            value: String::new(),
+            style: serde_saphyr::granit_parser::ScalarStyle::Plain,
+            decorated: false,
+        },
+    };
+    render_scalar(&plain, value, false).unwrap_or_else(|| quoted(value))
+}
+
+/// The `key: value` lines of a new entry, without indentation.
+fn entry_lines(entry_name: &str, to_name: &str, to: &ImageRef) -> Vec<String> {
+    let mut lines = vec![format!("name: {}", scalar_text(entry_name))];
+    let entry = new_entry(entry_name, to_name, to);
+    for key in ["newName", "newTag", "digest"] {
+        if let Some(value) = entry.get(key).and_then(Value::as_str) {
+            lines.push(format!("{key}: {}", scalar_text(value)));
+        }
+    }
+    lines
+}
+
+/// A new entry as data: `newName` when `to` is not what `name` already produces.
+fn new_entry(entry_name: &str, to_name: &str, to: &ImageRef) -> Value {
+    let mut entry = Map::new();
+    entry.insert("name".into(), Value::String(entry_name.to_owned()));
+    if !to_name.parse::<ImageRef>().is_ok_and(|r| same_repository(entry_name, &r.repository())) {
+        entry.insert("newName".into(), Value::String(to_name.to_owned()));
+    }
+    match to.digest() {
+        Some(digest) => entry.insert("digest".into(), Value::String(digest.to_owned())),
+        None => entry.insert("newTag".into(), Value::String(to.tag().unwrap_or_default().to_owned())),
+    };
+    Value::Object(entry)
+}
+
+/// The lines of a one-entry `images` list: `pad` before the dash, `dash` is the dash with what
+/// follows it up to the entry (`"- "` or `"  - "`).
+fn new_images_list(entry_name: &str, to_name: &str, to: &ImageRef, pad: &str, dash: &str, eol: &str) -> String {
+    let dash = if dash.is_empty() { "- " } else { dash };
+    let rest = " ".repeat(dash.len());
+    let mut out = String::new();
+    for (i, line) in entry_lines(entry_name, to_name, to).iter().enumerate() {
+        out.push_str(pad);
+        out.push_str(if i == 0 { dash } else { &rest });
+        out.push_str(line);
+        out.push_str(eol);
+    }
+    out
+}
+
+/// How the file writes a sequence under a top-level key: the text from the key's column to the
+/// first item (`"- "` or `"  - "`), from its first block sequence; `"- "` when it has none.
+fn sequence_style(text: &str, root: &Node) -> String {
+    let NodeKind::Map { entries, .. } = &root.kind else { return "- ".into() };
+    entries
+        .iter()
+        .find_map(|(key, value)| match &value.kind {
+            NodeKind::Seq { flow: false, items } => {
+                let (dash_col, gap) = dash_of(text, items.first()?)?;
+                let indent = dash_col.checked_sub(key.col)?;
+                Some(format!("{}-{}", " ".repeat(indent), " ".repeat(gap)))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| "- ".into())
+}
+
+/// The column of the dash before a block sequence item and the spaces between dash and item.
+fn dash_of(text: &str, item: &Node) -> Option<(usize, usize)> {
+    let before = text.get(..item.start)?;
+    let dash = before.rfind('-')?;
+    let gap = &before[dash + 1..];
+    if !gap.chars().all(|c| c == ' ') {
+        return None;
+    }
+    let line_start = before[..dash].rfind('\n').map_or(0, |i| i + 1);
+    if !before[line_start..dash].chars().all(|c| c == ' ') {
+        return None;
+    }
+    Some((dash - line_start, gap.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(s: &str) -> ImageRef {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn remote_entries_are_recognised() {
+        for remote in [
+            "https://github.com/org/repo//deploy?ref=v1",
+            "github.com/org/repo//deploy",
+            "git@github.com:org/repo.git",
+            "gitlab.com/org/repo/base",
+            "repo//sub",
+            "../base?ref=main",
+        ] {
+            assert!(is_remote(remote), "{remote}");
+        }
+        for local in ["../base", "deployment.yaml", "./app", "v1.2/app", "my.app"] {
+            assert!(!is_remote(local), "{local}");
+        }
+    }
+
+    #[test]
+    fn dash_style_is_read_from_the_text() {
+        let text = "resources:\n  -   a.yaml\n";
+        let doc = Document::parse("k", text).unwrap();
+        assert_eq!(sequence_style(text, &doc.tree.documents[0]), "  -   ");
+        assert_eq!(new_images_list("x", "x", &image("x:1"), "", "  - ", "\n"), "  - name: x\n    newTag: \"1\"\n");
+    }
+}
