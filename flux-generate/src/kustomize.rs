@@ -75,12 +75,15 @@ impl Kustomize {
 }
 
 /// The error with the checkout's temporary path taken out of its message: kustomize names files
-/// by absolute path, which means nothing to the user.
+/// by absolute path (with links resolved), which means nothing to the user.
 fn without_root(error: Error, root: &Path) -> Error {
     match error {
-        Error::InvalidInput { location, message } => {
-            let root = format!("{}/", root.display());
-            Error::invalid(location, message.replace(&root, ""))
+        Error::InvalidInput { location, mut message } => {
+            let resolved = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+            for root in [resolved.as_path(), root] {
+                message = message.replace(&format!("{}/", root.display()), "");
+            }
+            Error::invalid(location, message)
         }
         other => other,
     }
