@@ -155,25 +155,26 @@ pub fn parse_flux_yaml(file: &str, text: &str) -> Result<FluxYaml> {
         }
         Some(_) => {}
     }
+    let section_line = |key: &str, value: usize| key_line(text, key).unwrap_or(value);
     let given: Vec<(&str, usize)> = [
         ("commandUpdated", raw.command_updated.as_ref().map(line_of)),
         ("patchUpdated", raw.patch_updated.as_ref().map(line_of)),
         ("scanForFiles", raw.scan_for_files.as_ref().map(line_of)),
     ]
     .into_iter()
-    .filter_map(|(key, line)| Some((key, line?)))
+    .filter_map(|(key, line)| Some((key, section_line(key, line?))))
     .collect();
     let config = match (given.as_slice(), raw) {
-        ([_], RawFile { command_updated: Some(section), .. }) => {
-            let line = line_of(&section);
+        ([(_, line)], RawFile { command_updated: Some(section), .. }) => {
+            let line = *line;
             let body = section.value.unwrap_or_default();
             FluxYamlConfig::CommandUpdated {
                 generators: generators(file, line, "commandUpdated", body.generators)?,
                 updaters: body.updaters.into_iter().map(|u| updater(file, u)).collect::<Result<_>>()?,
             }
         }
-        ([_], RawFile { patch_updated: Some(section), .. }) => {
-            let line = line_of(&section);
+        ([(_, line)], RawFile { patch_updated: Some(section), .. }) => {
+            let line = *line;
             let body = section.value.unwrap_or_default();
             let generators = generators(file, line, "patchUpdated", body.generators)?;
             let patch_file = body
@@ -252,6 +253,12 @@ fn patch_file(file: &str, raw: &Spanned<String>) -> Result<String> {
     Ok(resolved)
 }
 
+/// The line of a top-level `key:` written in block style. A value's span starts at its content
+/// (for a block mapping, its first key), so the key's own line is looked up in the text.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|l| l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))).map(|i| i + 1)
+}
+
 fn yaml_options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
@@ -261,6 +268,196 @@ fn yaml_options() -> serde_saphyr::Options {
 fn yaml_error(file: &str, error: &serde_saphyr::Error) -> Error {
     let line = error.location().map_or(1, |l| usize::try_from(l.line()).unwrap_or(1).max(1));
     let text = error.without_snippet().to_string();
-    let message = text.lines().next().unwrap_or("invalid YAML").trim_start_matches("error: ").to_owned();
+    let mut message = text.lines().next().unwrap_or("invalid YAML").trim_start_matches("error: ");
+    // The location leads the error already.
+    if let Some((before, at)) = message.rsplit_once(" at line ")
+        && at.split_once(", column ").is_some_and(|(l, c)| [l, c].iter().all(|n| n.bytes().all(|b| b.is_ascii_digit())))
+    {
+        message = before;
+    }
     Error::invalid(Location::line(file, line), format!("invalid .flux.yaml: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FluxYaml> {
+        parse_flux_yaml("staging/.flux.yaml", text)
+    }
+
+    /// The error's line and message.
+    fn fails(text: &str) -> (usize, String) {
+        match parse(text) {
+            Err(Error::InvalidInput { location, message }) => {
+                assert_eq!(location.file, "staging/.flux.yaml");
+                (location.line.unwrap_or(0), message)
+            }
+            other => panic!("expected an invalid-input error, got {other:?}"),
+        }
+    }
+
+    fn cmd(command: &str, line: usize) -> ConfigCommand {
+        ConfigCommand { command: command.to_owned(), line }
+    }
+
+    #[test]
+    fn command_updated_with_lines() {
+        let text = "\
+version: 1
+commandUpdated:
+  generators:
+    - command: kustomize build .
+    - command: >-
+        helm template ../charts/app
+        -f overrides.yaml
+  updaters:
+    - containerImage:
+        command: sh set-image.sh
+      policy:
+        command: sh set-policy.sh
+    - policy:
+        command: echo policy
+";
+        let parsed = parse(text).unwrap();
+        assert_eq!(parsed.file, "staging/.flux.yaml");
+        assert_eq!(
+            parsed.config,
+            FluxYamlConfig::CommandUpdated {
+                generators: vec![
+                    cmd("kustomize build .", 4),
+                    // A folded command is located at its text.
+                    cmd("helm template ../charts/app -f overrides.yaml", 6),
+                ],
+                updaters: vec![
+                    Updater {
+                        container_image: Some(cmd("sh set-image.sh", 10)),
+                        policy: Some(cmd("sh set-policy.sh", 12))
+                    },
+                    Updater { container_image: None, policy: Some(cmd("echo policy", 14)) },
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn command_updated_without_updaters() {
+        let parsed = parse("version: 1\ncommandUpdated:\n  generators:\n  - command: cat all.yaml\n").unwrap();
+        let FluxYamlConfig::CommandUpdated { generators, updaters } = parsed.config else { panic!() };
+        assert_eq!(generators, [cmd("cat all.yaml", 4)]);
+        assert!(updaters.is_empty());
+    }
+
+    #[test]
+    fn patch_updated_and_scan_for_files() {
+        let text = "version: 1\npatchUpdated:\n  generators:\n    - command: kustomize build .\n  patchFile: ./patches/../flux-patch.yaml\n";
+        assert_eq!(
+            parse(text).unwrap().config,
+            FluxYamlConfig::PatchUpdated {
+                generators: vec![cmd("kustomize build .", 4)],
+                patch_file: "flux-patch.yaml".to_owned()
+            }
+        );
+        for scan in ["version: 1\nscanForFiles: {}\n", "version: 1\nscanForFiles:\n"] {
+            assert_eq!(parse(scan).unwrap().config, FluxYamlConfig::ScanForFiles, "{scan}");
+        }
+    }
+
+    #[test]
+    fn bad_versions_at_their_line() {
+        assert_eq!(fails("scanForFiles: {}\nversion: 2\n"), (2, "`version` must be 1, not 2".to_owned()));
+        assert_eq!(fails("scanForFiles: {}\n\nversion: \"1\"\n").0, 3);
+        let (line, message) = fails("scanForFiles: {}\n");
+        assert_eq!(line, 1);
+        assert!(message.contains("`version` is missing"), "{message}");
+    }
+
+    #[test]
+    fn exactly_one_configuration() {
+        let (line, message) = fails("version: 1\n");
+        assert_eq!(line, 1);
+        assert!(message.contains("needs one of"), "{message}");
+        let text = "version: 1\ncommandUpdated:\n  generators:\n    - command: a\nscanForFiles: {}\n";
+        let (line, message) = fails(text);
+        assert_eq!(line, 5);
+        assert!(message.contains("`scanForFiles` given alongside `commandUpdated`"), "{message}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_at_their_line() {
+        let (line, message) = fails("version: 1\nscanForFiles: {}\ncommandUpdate: {}\n");
+        assert_eq!(line, 3);
+        assert_eq!(
+            message,
+            "invalid .flux.yaml: unknown field `commandUpdate`, expected one of version, commandUpdated, \
+             patchUpdated, scanForFiles"
+        );
+        let text = "version: 1\ncommandUpdated:\n  generators:\n    - command: a\n      args: [b]\n";
+        let (line, message) = fails(text);
+        assert_eq!(line, 5);
+        assert!(message.contains("args"), "{message}");
+        let (line, message) = fails("version: 1\nscanForFiles: {paths: [a]}\n");
+        assert_eq!(line, 2);
+        assert!(message.contains("paths"), "{message}");
+        let text = "version: 1\npatchUpdated:\n  generators:\n    - command: a\n  patchFile: p.yaml\n  updaters: []\n";
+        assert_eq!(fails(text).0, 6);
+    }
+
+    #[test]
+    fn generators_and_commands_are_required() {
+        let (line, message) = fails("version: 1\ncommandUpdated:\n  updaters: []\n");
+        assert_eq!(line, 2, "at the `commandUpdated:` key");
+        assert!(message.contains("`commandUpdated` needs at least one generator"), "{message}");
+        assert!(fails("version: 1\npatchUpdated:\n  patchFile: p.yaml\n").1.contains("at least one generator"));
+        assert!(fails("version: 1\ncommandUpdated:\n").1.contains("at least one generator"));
+        let (line, message) = fails("version: 1\ncommandUpdated:\n  generators:\n    - command: ''\n");
+        assert_eq!((line, message.as_str()), (4, "`command` is empty"));
+        let text = "version: 1\ncommandUpdated:\n  generators:\n    - command: a\n  updaters:\n    - {}\n";
+        let (line, message) = fails(text);
+        assert_eq!(line, 6);
+        assert!(message.contains("needs `containerImage` or `policy`"), "{message}");
+    }
+
+    #[test]
+    fn patch_file_stays_inside() {
+        let text = |p: &str| format!("version: 1\npatchUpdated:\n  generators:\n    - command: a\n  patchFile: {p}\n");
+        for bad in ["/etc/passwd", "../up.yaml", "a/../../up.yaml", "'a\\b.yaml'", "./", "''"] {
+            let (line, message) = fails(&text(bad));
+            assert_eq!(line, 5, "{bad}: {message}");
+            assert!(message.starts_with("`patchFile`"), "{bad}: {message}");
+        }
+        let (line, message) = fails("version: 1\npatchUpdated:\n  generators:\n    - command: a\n");
+        assert_eq!((line, message.as_str()), (2, "`patchUpdated` needs a `patchFile`"));
+    }
+
+    #[test]
+    fn invalid_yaml_and_empty_files() {
+        let (line, message) = fails("version: 1\ncommandUpdated:\n  generators: [\n");
+        assert!(line >= 3, "{line}: {message}");
+        assert!(message.starts_with("invalid .flux.yaml"), "{message}");
+        assert!(fails("").1.contains("empty"));
+        assert!(fails("# only a comment\n").1.contains("empty"));
+        assert!(fails("- a\n- b\n").1.starts_with("invalid .flux.yaml"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn never_panics_on_flux_yaml_shaped_text(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "version: 1", "version: x", "commandUpdated:", "patchUpdated:", "scanForFiles:",
+                    "  generators:", "    - command: a", "    - command:", "  updaters:", "    - policy:",
+                    "        command: b", "  patchFile: ../p", "  patchFile: p", "- [", "  - {}", "&a x: *a",
+                ]),
+                0..12,
+            )
+        ) {
+            let _ = parse(&lines.join("\n"));
+        }
+    }
 }

@@ -72,3 +72,70 @@ pub fn updater_env(workload: &ResourceId, change: &UpdaterChange) -> Vec<(String
     }
     env
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flux_core::policy::{Lock, TagFilter};
+
+    fn get<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn image_change() {
+        let workload = ResourceId::namespaced("prod", "Deployment", "web");
+        let image: ImageRef = "registry.local:5000/team/web:2.1.0".parse().unwrap();
+        let env = updater_env(&workload, &UpdaterChange::Image { container: "app".into(), image });
+        let expected = [
+            ("FLUX_WORKLOAD", "prod:deployment/web"),
+            ("FLUX_WL_NS", "prod"),
+            ("FLUX_WL_KIND", "deployment"),
+            ("FLUX_WL_NAME", "web"),
+            ("FLUX_CONTAINER", "app"),
+            ("FLUX_IMG", "registry.local:5000/team/web"),
+            ("FLUX_TAG", "2.1.0"),
+        ];
+        assert_eq!(env, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let hub = updater_env(
+            &workload,
+            &UpdaterChange::Image { container: "c".into(), image: "nginx:1.25".parse().unwrap() },
+        );
+        assert_eq!((get(&hub, "FLUX_IMG"), get(&hub, "FLUX_TAG")), (Some("nginx"), Some("1.25")));
+    }
+
+    #[test]
+    fn policy_changes() {
+        let workload = ResourceId::cluster_scoped("ClusterRole", "viewer");
+        let set = updater_env(
+            &workload,
+            &UpdaterChange::Policy { name: "fluxcd.io/automated".into(), value: Some("true".into()) },
+        );
+        assert_eq!(get(&set, "FLUX_WORKLOAD"), Some("<cluster>:clusterrole/viewer"));
+        assert_eq!(get(&set, "FLUX_WL_NS"), Some("<cluster>"));
+        assert_eq!(get(&set, "FLUX_POLICY"), Some("automated"));
+        assert_eq!(get(&set, "FLUX_POLICY_VALUE"), Some("true"));
+        assert_eq!(get(&set, "FLUX_CONTAINER"), None);
+        let removed = updater_env(&workload, &UpdaterChange::Policy { name: "locked".into(), value: None });
+        assert_eq!(get(&removed, "FLUX_POLICY"), Some("locked"));
+        assert_eq!(get(&removed, "FLUX_POLICY_VALUE"), None);
+    }
+
+    #[test]
+    fn policy_changes_become_one_updater_change_per_policy() {
+        let policy = |name: &str, value: Option<&str>| UpdaterChange::Policy {
+            name: name.to_owned(),
+            value: value.map(str::to_owned),
+        };
+        assert_eq!(UpdaterChange::policies(&PolicyChange::Automate), [policy("automated", Some("true"))]);
+        assert_eq!(UpdaterChange::policies(&PolicyChange::Deautomate), [policy("automated", None)]);
+        let lock = PolicyChange::Lock(Lock { message: Some("incident 42".into()), user: None });
+        assert_eq!(
+            UpdaterChange::policies(&lock),
+            [policy("locked", Some("true")), policy("locked_msg", Some("incident 42")), policy("locked_user", None)]
+        );
+        let filter =
+            PolicyChange::SetTagFilter { container: "app".into(), filter: TagFilter::new("semver:^1").unwrap() };
+        assert_eq!(UpdaterChange::policies(&filter), [policy("tag.app", Some("semver:^1"))]);
+    }
+}

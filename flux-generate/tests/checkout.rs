@@ -19,9 +19,8 @@ fn originals() -> Vec<SourceFile> {
     ]
 }
 
-async fn sh(command: &str, dir: &Path) {
-    let cmd = ShellCommand::new(command, dir, Location::line(".flux.yaml", 3));
-    CommandRunner::new().run(&cmd).await.unwrap();
+async fn sh(command: &str, dir: &Path) -> flux_core::Result<flux_generate::Output> {
+    CommandRunner::new().run(&ShellCommand::new(command, dir, Location::line(".flux.yaml", 3))).await
 }
 
 #[tokio::test]
@@ -36,9 +35,12 @@ async fn round_trip_reports_writes_and_deletes_sorted() {
         "echo new > patch.yaml && mkdir -p ../../zz/deep && echo hi > ../../zz/deep/new.txt && rm ../../gone.yaml",
         &web,
     )
-    .await;
+    .await
+    .unwrap();
     // Links and special files are not files of the repository, and never followed.
-    sh("ln -s /etc/passwd link && ln -s apps dirlink && mkfifo fifo && touch same.yaml", checkout.path()).await;
+    sh("ln -s /etc/passwd link && ln -s apps dirlink && mkfifo fifo && touch same.yaml", checkout.path())
+        .await
+        .unwrap();
     let changes = checkout.changes(&files).unwrap();
     assert_eq!(
         changes,
@@ -54,7 +56,7 @@ async fn round_trip_reports_writes_and_deletes_sorted() {
 async fn a_file_replaced_by_a_link_is_deleted() {
     let files = originals();
     let checkout = Checkout::new(&files).unwrap();
-    sh("rm same.yaml && ln -s gone.yaml same.yaml", checkout.path()).await;
+    sh("rm same.yaml && ln -s gone.yaml same.yaml", checkout.path()).await.unwrap();
     assert_eq!(checkout.changes(&files).unwrap(), [FileChange::delete("same.yaml")]);
 }
 
@@ -62,7 +64,7 @@ async fn a_file_replaced_by_a_link_is_deleted() {
 async fn a_name_that_is_no_repository_path_is_an_error() {
     let files = originals();
     let checkout = Checkout::new(&files).unwrap();
-    sh(r"touch 'back\slash.yaml'", checkout.path()).await;
+    sh(r"touch 'back\slash.yaml'", checkout.path()).await.unwrap();
     let err = checkout.changes(&files).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
     assert!(err.to_string().contains(r"back\slash.yaml"), "{err}");

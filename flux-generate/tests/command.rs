@@ -67,7 +67,7 @@ async fn runs_in_the_given_directory_with_stdin_closed() {
 /// Every live (not zombie) process whose process group is `pgid`.
 fn live_members(pgid: u32) -> Vec<String> {
     let mut live = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+    for entry in std::fs::read_dir("/proc").expect("Linux has /proc").flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
         // pid (comm) state ppid pgrp ...; comm may hold spaces, so split after the last ')'.
         let Some((_, rest)) = stat.rsplit_once(')') else { continue };
