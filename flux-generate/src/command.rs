@@ -181,6 +181,8 @@ impl CommandRunner {
             )
         };
         let outcome = tokio::time::timeout(cmd.timeout, run).await;
+        // After a normal exit too, so background strays go. A group id is not reused while any
+        // member lives; once the group is empty the kill finds nothing.
         group.kill();
         let (stdout, stderr, status) = match outcome {
             Ok(Ok(done)) => done,

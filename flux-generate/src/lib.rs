@@ -12,6 +12,29 @@
 //!   updater commands get.
 //!
 //! Every error is a [`flux_core::Error`] naming the file, line or command at fault.
+//!
+//! # Example
+//!
+//! ```
+//! use flux_core::{Location, SourceFile};
+//! use flux_generate::{Checkout, CommandRunner, FluxYamlConfig, ShellCommand, parse_flux_yaml};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let text = "version: 1\ncommandUpdated:\n  generators:\n    - command: cat app.yaml\n";
+//! let files = [
+//!     SourceFile { path: ".flux.yaml".into(), content: text.into() },
+//!     SourceFile { path: "app.yaml".into(), content: b"kind: ConfigMap\n".to_vec() },
+//! ];
+//! let flux_yaml = parse_flux_yaml(".flux.yaml", text)?;
+//! let FluxYamlConfig::CommandUpdated { generators, .. } = &flux_yaml.config else { unreachable!() };
+//! let checkout = Checkout::new(&files)?;
+//! let generator = &generators[0];
+//! let cmd = ShellCommand::new(&generator.command, checkout.path(), Location::line(".flux.yaml", generator.line));
+//! let output = CommandRunner::new().run(&cmd).await?;
+//! assert_eq!(output.stdout, "kind: ConfigMap\n");
+//! # Ok::<(), flux_core::Error>(())
+//! # }).unwrap();
+//! ```
 
 pub mod checkout;
 pub mod command;
