@@ -130,3 +130,12 @@ async fn an_explicit_command_is_used_as_given() {
     assert!(err.to_string().contains("not found"), "{err}");
     assert!(Kustomize::with_command(Vec::new()).build(checkout.path(), "base").await.is_err());
 }
+
+#[test]
+fn detection_prefers_a_standalone_kustomize_on_the_commands_path() {
+    let bin = tempfile::tempdir().unwrap();
+    let runner = flux_generate::CommandRunner::new().with_path(bin.path());
+    assert_eq!(Kustomize::detect_with(runner.clone()).command(), ["kubectl", "kustomize"]);
+    std::fs::write(bin.path().join("kustomize"), "#!/bin/sh\n").unwrap();
+    assert_eq!(Kustomize::detect_with(runner).command(), ["kustomize", "build"]);
+}
