@@ -144,6 +144,7 @@ fn line_of<T>(spanned: &Spanned<T>) -> usize {
 /// command, or `patchFile` is missing, absolute or leaves the directory.
 pub fn parse_flux_yaml(file: &str, text: &str) -> Result<FluxYaml> {
     let at = |line: usize| Location::line(file, line);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let raw: Option<RawFile> =
         serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| yaml_error(file, &e))?;
     let raw =
@@ -156,7 +157,7 @@ pub fn parse_flux_yaml(file: &str, text: &str) -> Result<FluxYaml> {
         Some(_) => {}
     }
     let section_line = |key: &str, value: usize| key_line(text, key).unwrap_or(value);
-    let given: Vec<(&str, usize)> = [
+    let mut given: Vec<(&str, usize)> = [
         ("commandUpdated", raw.command_updated.as_ref().map(line_of)),
         ("patchUpdated", raw.patch_updated.as_ref().map(line_of)),
         ("scanForFiles", raw.scan_for_files.as_ref().map(line_of)),
@@ -164,6 +165,7 @@ pub fn parse_flux_yaml(file: &str, text: &str) -> Result<FluxYaml> {
     .into_iter()
     .filter_map(|(key, line)| Some((key, section_line(key, line?))))
     .collect();
+    given.sort_by_key(|(_, line)| *line);
     let config = match (given.as_slice(), raw) {
         ([(_, line)], RawFile { command_updated: Some(section), .. }) => {
             let line = *line;
@@ -381,6 +383,10 @@ commandUpdated:
         let (line, message) = fails(text);
         assert_eq!(line, 5);
         assert!(message.contains("`scanForFiles` given alongside `commandUpdated`"), "{message}");
+        let (line, message) = fails("scanForFiles: {}\nversion: 1\npatchUpdated: {}\n");
+        assert_eq!(line, 3);
+        assert!(message.contains("`patchUpdated` given alongside `scanForFiles`"), "{message}");
+        assert_eq!(parse("\u{feff}version: 1\nscanForFiles: {}\n").unwrap().config, FluxYamlConfig::ScanForFiles);
     }
 
     #[test]
