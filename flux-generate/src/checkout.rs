@@ -10,6 +10,9 @@ use flux_core::source::normalize_path;
 use flux_core::{Error, FileChange, Location, Result, SourceFile};
 
 /// A temporary directory holding a revision's files; removed on drop.
+///
+/// Its methods do blocking file I/O: from async code, call them in
+/// `tokio::task::spawn_blocking` when the revision is large.
 #[derive(Debug)]
 pub struct Checkout {
     dir: tempfile::TempDir,
