@@ -9,7 +9,9 @@
 //! The command runs in a process group of its own. When it times out, and whenever the run ends
 //! (done, failed or cancelled), the whole group is killed, so nothing it started outlives it:
 //! `sleep 600 | cat` leaves no `sleep` behind. (A command that leaves a background process
-//! holding its stdout open is waited for until it times out.)
+//! holding its stdout open is waited for until it times out.) A process that leaves the group
+//! on purpose (`setsid`) escapes it: containing those takes a cgroup or a sandbox around the
+//! daemon.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
