@@ -38,12 +38,18 @@
 
 pub mod checkout;
 pub mod command;
+mod command_updated;
 pub mod flux_yaml;
+mod generator;
 pub mod kustomize;
+mod kustomize_edit;
+mod layout;
+mod patch_updated;
 pub mod updater;
 
 pub use checkout::Checkout;
 pub use command::{CommandRunner, Output, ShellCommand};
 pub use flux_yaml::{ConfigCommand, FluxYaml, FluxYamlConfig, Updater, parse_flux_yaml};
+pub use generator::{GenerateConfig, RepoGenerator};
 pub use kustomize::Kustomize;
 pub use updater::{UpdaterChange, updater_env};

@@ -1,5 +1,6 @@
 //! The environment Flux v1 gave `.flux.yaml` updaters, naming the workload and the change.
 
+use flux_core::generate::EditChange;
 use flux_core::manifest::{PREFIX, annotation_edits};
 use flux_core::{ImageRef, PolicyChange, ResourceId};
 
@@ -34,6 +35,20 @@ impl UpdaterChange {
                 Some(UpdaterChange::Policy { name: name.to_owned(), value })
             })
             .collect()
+    }
+}
+
+impl From<&EditChange> for UpdaterChange {
+    /// An annotation edit is the policy it stands for (`fluxcd.io/` taken off).
+    fn from(change: &EditChange) -> Self {
+        match change {
+            EditChange::Image { container, image } => {
+                UpdaterChange::Image { container: container.clone(), image: image.clone() }
+            }
+            EditChange::Annotation { key, value } => {
+                UpdaterChange::Policy { name: key.strip_prefix(PREFIX).unwrap_or(key).to_owned(), value: value.clone() }
+            }
+        }
     }
 }
 

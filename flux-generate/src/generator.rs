@@ -1,0 +1,345 @@
+//! [`RepoGenerator`]: plain manifests, Kustomize apps and `.flux.yaml` paths, as one generator.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flux_core::generate::{
+    Generated, Generator, ManifestGenerator, Snapshot, Updated, WorkloadEdit, update_manifest_files,
+};
+use flux_core::manifest::{Manifest, ManifestOptions, read_manifests, workloads};
+use flux_core::source::{FileChange, Revision, SourceFile};
+use flux_core::{Error, KubeObject, Location, ResourceId, Result};
+
+use crate::checkout::Checkout;
+use crate::command::{CommandRunner, ShellCommand};
+use crate::flux_yaml::{ConfigCommand, FluxYamlConfig};
+use crate::kustomize::Kustomize;
+use crate::layout::{FluxYamlUnit, KustomizeRoot, Layout, join, layout};
+use crate::{command_updated, kustomize_edit, patch_updated};
+
+/// How a [`RepoGenerator`] makes objects.
+#[derive(Debug, Clone)]
+pub struct GenerateConfig {
+    /// How plain manifests (and generated output) are read.
+    pub manifest_options: ManifestOptions,
+    /// Run `.flux.yaml` files (Flux v1's `--manifest-generation`). Off: they are ignored, and
+    /// the paths are read for manifests and Kustomize apps.
+    pub manifest_generation: bool,
+    /// The program (and arguments) that builds a Kustomize app, the directory appended:
+    /// by default `kustomize build` when `kustomize` is on the `PATH`, else `kubectl kustomize`.
+    pub kustomize_command: Option<Vec<String>>,
+    /// How long one command (a kustomize build, a generator, an updater) may run (one minute,
+    /// as Flux v1's `--sync-timeout`). Past it, the command and its children are killed and the
+    /// revision is unusable.
+    pub timeout: Duration,
+    /// Runs the commands.
+    pub runner: CommandRunner,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        GenerateConfig {
+            manifest_options: ManifestOptions::default(),
+            manifest_generation: false,
+            kustomize_command: None,
+            timeout: Duration::from_secs(60),
+            runner: CommandRunner::default(),
+        }
+    }
+}
+
+/// Where a generated object came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Unit {
+    Plain,
+    Kustomize(usize),
+    FluxYaml(usize),
+}
+
+/// What one generation found, kept to write edits back into the right files.
+#[derive(Debug)]
+struct Provenance {
+    layout: Layout,
+    units: BTreeMap<ResourceId, Unit>,
+    /// The objects of each `patchUpdated` path before its patch file was applied.
+    unpatched: BTreeMap<usize, Vec<KubeObject>>,
+}
+
+/// The generator for a repository as Flux v1 (and Flux v2's kustomize support) understood it:
+/// plain manifests, Kustomize apps built with `kustomize`, and, with manifest generation on,
+/// paths governed by a `.flux.yaml` (`commandUpdated`, `patchUpdated`, `scanForFiles`).
+///
+/// Edits go where each workload came from: a plain manifest is edited in place; a Kustomize
+/// app's image is set in the `images:` entry of the nearest kustomization that declares it (or
+/// a Flux v2 `$imagepolicy` marker for the workload, or a new entry in the app's own
+/// kustomization); a `commandUpdated` path runs its updaters; a `patchUpdated` path writes
+/// its patch file.
+///
+/// Every failure is an error of the revision (never fewer objects): a command that fails, runs
+/// past the timeout, or prints no object; a kustomization that does not build.
+pub struct RepoGenerator {
+    config: GenerateConfig,
+    plain: ManifestGenerator,
+    kustomize: Kustomize,
+    last: Mutex<Option<(Revision, Arc<Provenance>)>>,
+}
+
+impl std::fmt::Debug for RepoGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoGenerator").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Options to read generated output: larger files than hand-written ones.
+fn output_options(options: &ManifestOptions) -> ManifestOptions {
+    ManifestOptions { max_file_bytes: options.max_file_bytes.max(64 << 20), ..options.clone() }
+}
+
+impl RepoGenerator {
+    /// A generator with this configuration.
+    pub fn new(config: GenerateConfig) -> Self {
+        let plain = ManifestGenerator::new(config.manifest_options.clone());
+        let kustomize = match &config.kustomize_command {
+            Some(command) => Kustomize::with_command(command.clone()).with_runner(config.runner.clone()),
+            None => Kustomize::detect_with(config.runner.clone()),
+        }
+        .with_timeout(config.timeout);
+        RepoGenerator { config, plain, kustomize, last: Mutex::new(None) }
+    }
+
+    /// Runs the commands.
+    pub(crate) fn runner(&self) -> &CommandRunner {
+        &self.config.runner
+    }
+
+    /// A command of a `.flux.yaml`, run in `dir` with `env` and the configured timeout.
+    pub(crate) fn command(
+        &self,
+        command: &str,
+        dir: PathBuf,
+        origin: Location,
+        env: Vec<(String, String)>,
+    ) -> ShellCommand {
+        ShellCommand { command: command.to_owned(), dir, env, timeout: self.config.timeout, origin }
+    }
+
+    /// Reads a command's or kustomize's output as objects from `origin`; printing none is an error.
+    fn objects_of(&self, output: &str, origin: &str, what: &str) -> Result<Vec<KubeObject>> {
+        let file = SourceFile { path: origin.to_owned(), content: output.as_bytes().to_vec() };
+        let manifests = read_manifests(std::slice::from_ref(&file), &output_options(&self.config.manifest_options))
+            .map_err(|errors| {
+                let first = errors.errors().first().map(ToString::to_string).unwrap_or_default();
+                Error::invalid(Location::file(origin), format!("the output of {what} is not valid manifests: {first}"))
+            })?;
+        if manifests.is_empty() {
+            return Err(Error::invalid(
+                Location::file(origin),
+                format!("{what} printed no objects; refusing to treat that as \"delete everything\""),
+            ));
+        }
+        manifests
+            .into_iter()
+            .map(|m| KubeObject::from_value(m.object.to_value(), Some(Location::file(origin))))
+            .collect()
+    }
+
+    async fn build_kustomization(&self, checkout: &Checkout, root: &KustomizeRoot) -> Result<Vec<KubeObject>> {
+        let output = self.kustomize.build(checkout.path(), &root.dir).await?;
+        self.objects_of(&output, &root.file, &format!("the kustomize build of {}", display_dir(&root.dir)))
+    }
+
+    /// Runs a `.flux.yaml` path's generators; for `patchUpdated`, returns the unpatched objects too.
+    async fn run_generators(
+        &self,
+        snapshot: &Snapshot,
+        checkout: &Checkout,
+        unit: &FluxYamlUnit,
+    ) -> Result<(Vec<KubeObject>, Option<Vec<KubeObject>>)> {
+        let generators: &[ConfigCommand] = match &unit.config.config {
+            FluxYamlConfig::CommandUpdated { generators, .. } | FluxYamlConfig::PatchUpdated { generators, .. } => {
+                generators
+            }
+            FluxYamlConfig::ScanForFiles => &[],
+        };
+        let mut objects = Vec::new();
+        for generator in generators {
+            let origin = Location::line(&unit.config.file, generator.line);
+            let command = self.command(&generator.command, checkout.path().join(&unit.target), origin, Vec::new());
+            let output = self.config.runner.run(&command).await?.stdout;
+            let what = format!("generator `{}` (from {}:{})", generator.command, unit.config.file, generator.line);
+            objects.extend(self.objects_of(&output, &unit.config.file, &what)?);
+        }
+        let FluxYamlConfig::PatchUpdated { patch_file, .. } = &unit.config.config else {
+            return Ok((objects, None));
+        };
+        let path = join(&unit.target, patch_file);
+        let text = match snapshot.read_file(&path).await {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| Error::invalid(Location::file(&path), "not UTF-8"))?,
+            Err(e) if e.is_not_found() => return Ok((objects.clone(), Some(objects))),
+            Err(e) => return Err(e),
+        };
+        let patched = flux_core::manifest::patch::apply_patch_file(&path, &text, objects.clone())?;
+        Ok((patched, Some(objects)))
+    }
+
+    /// Generates, and records where each object came from.
+    async fn generate_with_provenance(&self, snapshot: &Snapshot) -> (Generated, Provenance) {
+        let (layout, mut errors) = layout(snapshot, self.config.manifest_generation).await;
+        let mut units = BTreeMap::new();
+        let mut unpatched = BTreeMap::new();
+        let plain = self.plain.read(&layout.plain);
+        errors.extend(plain.errors);
+        let mut objects = plain.objects;
+        objects.iter().for_each(|o| {
+            units.insert(o.id().clone(), Unit::Plain);
+        });
+        if !layout.kustomize.is_empty() || !layout.flux_yaml.is_empty() {
+            match snapshot.all_files().await.and_then(|files| Checkout::new(&files)) {
+                Ok(checkout) => {
+                    for (i, root) in layout.kustomize.iter().enumerate() {
+                        match self.build_kustomization(&checkout, root).await {
+                            Ok(built) => {
+                                built.iter().for_each(|o| {
+                                    units.insert(o.id().clone(), Unit::Kustomize(i));
+                                });
+                                objects.extend(built);
+                            }
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    for (i, unit) in layout.flux_yaml.iter().enumerate() {
+                        match self.run_generators(snapshot, &checkout, unit).await {
+                            Ok((made, before_patch)) => {
+                                made.iter().for_each(|o| {
+                                    units.insert(o.id().clone(), Unit::FluxYaml(i));
+                                });
+                                objects.extend(made);
+                                if let Some(before) = before_patch {
+                                    unpatched.insert(i, before);
+                                }
+                            }
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        (Generated { objects, errors }, Provenance { layout, units, unpatched })
+    }
+
+    /// Where the objects of `snapshot` came from: from the last generation when it was this
+    /// revision, else generated again.
+    async fn provenance(&self, snapshot: &Snapshot) -> Result<Arc<Provenance>> {
+        if let Some((revision, provenance)) = lock(&self.last).as_ref()
+            && revision == snapshot.revision()
+        {
+            return Ok(provenance.clone());
+        }
+        let (generated, provenance) = self.generate_with_provenance(snapshot).await;
+        if let Some(first) = generated.errors.into_iter().next() {
+            return Err(first);
+        }
+        Ok(Arc::new(provenance))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn display_dir(dir: &str) -> &str {
+    if dir.is_empty() { "the repository root" } else { dir }
+}
+
+#[async_trait]
+impl Generator for RepoGenerator {
+    async fn generate(&self, snapshot: &Snapshot) -> Generated {
+        let (generated, provenance) = self.generate_with_provenance(snapshot).await;
+        if generated.is_usable() {
+            *lock(&self.last) = Some((snapshot.revision().clone(), Arc::new(provenance)));
+        }
+        generated
+    }
+
+    async fn update(&self, snapshot: &Snapshot, generated: &Generated, edits: &[WorkloadEdit]) -> Updated {
+        let provenance = match self.provenance(snapshot).await {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = e.to_string();
+                let failed = (0..edits.len()).map(|i| (i, Error::other(reason.clone()))).collect();
+                return Updated { files: Vec::new(), failed };
+            }
+        };
+        let mut by_unit: BTreeMap<Unit, Vec<(usize, &WorkloadEdit)>> = BTreeMap::new();
+        let mut kustomize_edits = Vec::new();
+        let mut updated = Updated::default();
+        for (i, edit) in edits.iter().enumerate() {
+            match provenance.units.get(&edit.workload) {
+                Some(Unit::Kustomize(app)) => kustomize_edits.push((i, edit, &provenance.layout.kustomize[*app])),
+                Some(unit) => by_unit.entry(*unit).or_default().push((i, edit)),
+                None => updated.failed.push((i, Error::not_found(format!("workload {}", edit.workload)))),
+            }
+        }
+        if !kustomize_edits.is_empty() {
+            // Together: apps may share the files written (a base's markers).
+            let part = kustomize_edit::update(snapshot, &generated.objects, &kustomize_edits).await;
+            merge(&mut updated, part, kustomize_edits.iter().map(|(i, _, _)| *i));
+        }
+        for (unit, edits) in by_unit {
+            let indices: Vec<usize> = edits.iter().map(|(i, _)| *i).collect();
+            let part = match unit {
+                Unit::Plain | Unit::Kustomize(_) => update_manifest_files(snapshot, &generated.objects, edits),
+                Unit::FluxYaml(i) => {
+                    let unit = &provenance.layout.flux_yaml[i];
+                    match &unit.config.config {
+                        FluxYamlConfig::CommandUpdated { updaters, .. } => {
+                            command_updated::update(self, snapshot, unit, updaters, &edits).await
+                        }
+                        FluxYamlConfig::PatchUpdated { patch_file, .. } => {
+                            let before = provenance.unpatched.get(&i).map(Vec::as_slice).unwrap_or_default();
+                            let path = join(&unit.target, patch_file);
+                            patch_updated::update(snapshot, &path, before, &generated.objects, &edits).await
+                        }
+                        FluxYamlConfig::ScanForFiles => update_manifest_files(snapshot, &generated.objects, edits),
+                    }
+                }
+            };
+            merge(&mut updated, part, indices);
+        }
+        updated.failed.sort_by_key(|(i, _)| *i);
+        updated
+    }
+}
+
+/// Adds `part` to `into`. Parts come from different apps and paths; should two write the same
+/// file, the second part's edits fail rather than overwrite the first's.
+fn merge(into: &mut Updated, part: Updated, indices: impl IntoIterator<Item = usize>) {
+    if let Some(clash) = part.files.iter().find(|c| into.files.iter().any(|f: &FileChange| f.path == c.path)) {
+        let reason =
+            format!("{} is also changed by other edits of this commit; make these changes separately", clash.path);
+        // The part's files go together: every edit of it that did not fail already fails now.
+        let done: Vec<usize> = indices.into_iter().filter(|i| !part.failed.iter().any(|(f, _)| f == i)).collect();
+        into.failed.extend(part.failed);
+        into.failed.extend(done.into_iter().map(|i| (i, Error::other(reason.clone()))));
+        return;
+    }
+    into.files.extend(part.files);
+    into.failed.extend(part.failed);
+}
+
+/// The workloads among `objects`, to know where a container's image lives.
+pub(crate) fn workloads_of(objects: &[KubeObject]) -> Vec<flux_core::manifest::WorkloadManifest> {
+    let manifests: Vec<Manifest> = objects
+        .iter()
+        .map(|o| Manifest {
+            file: o.origin().map(|l| l.file.clone()).unwrap_or_default(),
+            document: 0,
+            object: o.clone(),
+        })
+        .collect();
+    workloads(&manifests).unwrap_or_default()
+}

@@ -1,0 +1,161 @@
+//! Writing image changes into Kustomize apps.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use flux_core::generate::{EditChange, Snapshot, Updated, WorkloadEdit};
+use flux_core::manifest::edit::{image_markers, set_marker_images};
+use flux_core::manifest::is_manifest_path;
+use flux_core::manifest::kustomize::{find_image, local_directories, parse_kustomization, set_image};
+use flux_core::source::{FileChange, path_is_under};
+use flux_core::{Error, ImageRef, KubeObject, Location, Result};
+
+use crate::generator::workloads_of;
+use crate::layout::{KustomizeRoot, kustomizations, parent};
+
+/// One edit of a Kustomize app's workload: its index, the edit, the app.
+pub(crate) type KustomizeEdit<'a> = (usize, &'a WorkloadEdit, &'a KustomizeRoot);
+
+/// The texts of the repository's files, as edits change them.
+struct Texts {
+    original: BTreeMap<String, String>,
+    edited: BTreeMap<String, String>,
+}
+
+impl Texts {
+    fn get(&self, path: &str) -> Result<&str> {
+        self.edited
+            .get(path)
+            .or_else(|| self.original.get(path))
+            .map(String::as_str)
+            .ok_or_else(|| Error::not_found(format!("file {path}")))
+    }
+}
+
+/// Makes `edits` (images only: a Kustomize app's policies live in its manifests) in the apps'
+/// files, edits to one file accumulating across apps.
+pub(crate) async fn update(snapshot: &Snapshot, objects: &[KubeObject], edits: &[KustomizeEdit<'_>]) -> Updated {
+    let mut updated = Updated::default();
+    let files = match snapshot.all_files().await {
+        Ok(files) => files,
+        Err(e) => {
+            let reason = e.to_string();
+            updated.failed = edits.iter().map(|(i, _, _)| (*i, Error::other(reason.clone()))).collect();
+            return updated;
+        }
+    };
+    let (apps, _) = kustomizations(&files);
+    let original = files
+        .iter()
+        .filter(|f| is_manifest_path(&f.path) || apps.values().any(|(file, _)| file == &f.path))
+        .filter_map(|f| Some((f.path.clone(), String::from_utf8(f.content.clone()).ok()?)))
+        .collect();
+    let mut texts = Texts { original, edited: BTreeMap::new() };
+    let app_files: BTreeMap<&str, &str> = apps.iter().map(|(dir, (file, _))| (dir.as_str(), file.as_str())).collect();
+    for (i, edit, root) in edits {
+        let result = match &edit.change {
+            EditChange::Image { container, image } => {
+                set_app_image(&mut texts, &app_files, root, objects, edit, container, image)
+            }
+            EditChange::Annotation { key, .. } => Err(Error::invalid(
+                Location::file(&root.file),
+                format!(
+                    "{}: {key} cannot be written into the Kustomize app {}: set the annotation in its manifests \
+                     (a base, or a patch of the overlay)",
+                    edit.workload, root.dir
+                ),
+            )),
+        };
+        if let Err(e) = result {
+            updated.failed.push((*i, e));
+        }
+    }
+    updated.files = texts
+        .edited
+        .into_iter()
+        .filter(|(path, text)| texts.original.get(path) != Some(text))
+        .map(|(path, text)| FileChange::write(path, text))
+        .collect();
+    updated
+}
+
+/// Sets one container's image: in the app's own `images:` entry for it, else in the
+/// `$imagepolicy` markers for the workload, else in a new entry of the app's kustomization.
+fn set_app_image(
+    texts: &mut Texts,
+    app_files: &BTreeMap<&str, &str>,
+    root: &KustomizeRoot,
+    objects: &[KubeObject],
+    edit: &WorkloadEdit,
+    container: &str,
+    image: &ImageRef,
+) -> Result<()> {
+    let object = objects.iter().find(|o| o.id() == &edit.workload);
+    let workload = object.and_then(|o| workloads_of(std::slice::from_ref(o)).into_iter().next());
+    let current = workload
+        .as_ref()
+        .and_then(|w| w.container(container))
+        .map(|c| c.image.clone())
+        .ok_or_else(|| Error::not_found(format!("container {container} of {}", edit.workload)))?;
+    let text = texts.get(&root.file)?.to_owned();
+    let kustomization = parse_kustomization(&root.file, &text)?;
+    let written_name = match current.domain() {
+        Some(domain) => format!("{domain}/{}", current.path()),
+        None => current.path().to_owned(),
+    };
+    let entry = find_image(&kustomization, &current).map(|e| e.name.clone());
+    if entry.is_none() {
+        let policy = format!("{}:{}", edit.workload.namespace().unwrap_or_default(), edit.workload.name());
+        if set_markers(texts, app_files, root, &policy, image)? {
+            return Ok(());
+        }
+    }
+    let edited = set_image(&root.file, &text, entry.as_deref().unwrap_or(&written_name), image)?;
+    texts.edited.insert(root.file.clone(), edited);
+    Ok(())
+}
+
+/// Writes `image` into every marker for `policy` in the files of the app and the bases it uses.
+/// Whether there was any.
+fn set_markers(
+    texts: &mut Texts,
+    app_files: &BTreeMap<&str, &str>,
+    root: &KustomizeRoot,
+    policy: &str,
+    image: &ImageRef,
+) -> Result<bool> {
+    let dirs = app_dirs(texts, app_files, root)?;
+    let paths: Vec<String> = texts
+        .original
+        .keys()
+        .filter(|p| dirs.iter().any(|d| path_is_under(p, d) && parent(p).starts_with(d.as_str())))
+        .cloned()
+        .collect();
+    let mut found = false;
+    for path in paths {
+        let text = texts.get(&path)?.to_owned();
+        let Ok(markers) = image_markers(&path, &text) else { continue };
+        if markers.iter().any(|m| m.policy == policy) {
+            let edited = set_marker_images(&path, &text, policy, image)?;
+            texts.edited.insert(path, edited);
+            found = true;
+        }
+    }
+    Ok(found)
+}
+
+/// The app's directory and those of every kustomization it uses, nearest first.
+fn app_dirs(texts: &Texts, app_files: &BTreeMap<&str, &str>, root: &KustomizeRoot) -> Result<Vec<String>> {
+    let mut seen = vec![root.dir.clone()];
+    let mut queue = VecDeque::from([root.dir.clone()]);
+    while let Some(dir) = queue.pop_front() {
+        let Some(file) = app_files.get(dir.as_str()) else { continue };
+        let kustomization = parse_kustomization(file, texts.get(file)?)?;
+        for used in local_directories(&dir, &kustomization) {
+            if app_files.contains_key(used.as_str()) && !seen.contains(&used) {
+                seen.push(used.clone());
+                queue.push_back(used);
+            }
+        }
+    }
+    Ok(seen)
+}
