@@ -148,9 +148,18 @@ pub(crate) struct Flags {
     /// Send sync and release outcomes to this Slack-compatible incoming webhook.
     #[arg(long)]
     pub notify_slack_url: Option<String>,
-    /// Generate manifests with .flux.yaml (not supported yet).
+    /// Generate manifests as `.flux.yaml` files say (Flux v1's `commandUpdated`,
+    /// `patchUpdated`, `scanForFiles`), for each --git-path governed by one at or above it.
     #[arg(long)]
     pub manifest_generation: bool,
+    /// How long one manifest generation command (a `.flux.yaml` generator or updater, a
+    /// kustomize build) may run before it is killed and the revision counted unusable.
+    #[arg(long, value_parser = duration, default_value = "1m")]
+    pub sync_timeout: Duration,
+    /// The program (and arguments) that builds Kustomize apps, the directory appended
+    /// (default: `kustomize build` if `kustomize` is on the PATH, else `kubectl kustomize`).
+    #[arg(long)]
+    pub kustomize_command: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value = "fmt")]
     pub log_format: LogFormat,
@@ -174,9 +183,6 @@ impl Flags {
 
     /// Checks combinations clap cannot.
     pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.manifest_generation {
-            return Err("--manifest-generation (.flux.yaml) is not supported yet".into());
-        }
         if self.sync_garbage_collection && self.sync_garbage_collection_dry {
             return Err("--sync-garbage-collection and --sync-garbage-collection-dry exclude each other".into());
         }
@@ -184,6 +190,7 @@ impl Flags {
             ("--git-poll-interval", self.git_poll_interval),
             ("--sync-interval", self.sync_interval),
             ("--automation-interval", self.automation_interval),
+            ("--sync-timeout", self.sync_timeout),
         ] {
             if d.is_zero() {
                 return Err(format!("{name} must be longer than zero"));
@@ -223,8 +230,22 @@ mod tests {
     }
 
     #[test]
-    fn manifest_generation_is_refused_clearly() {
-        let f = Flags::try_parse_from(["fluxd", "--git-url=/r", "--manifest-generation"]).unwrap();
-        assert!(f.validate().unwrap_err().contains("not supported yet"));
+    fn manifest_generation_flags() {
+        let f = Flags::try_parse_from(["fluxd", "--git-url=/r"]).unwrap();
+        assert!(!f.manifest_generation);
+        assert_eq!(f.sync_timeout, Duration::from_secs(60), "Flux v1's default");
+        let f = Flags::try_parse_from([
+            "fluxd",
+            "--git-url=/r",
+            "--manifest-generation",
+            "--sync-timeout=90s",
+            "--kustomize-command=kustomize build --enable-helm",
+        ])
+        .unwrap();
+        assert!(f.validate().is_ok() && f.manifest_generation);
+        assert_eq!(f.sync_timeout, Duration::from_secs(90));
+        assert_eq!(f.kustomize_command.as_deref(), Some("kustomize build --enable-helm"));
+        let zero = Flags::try_parse_from(["fluxd", "--git-url=/r", "--sync-timeout=0s"]).unwrap();
+        assert!(zero.validate().unwrap_err().contains("--sync-timeout"));
     }
 }

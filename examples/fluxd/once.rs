@@ -47,7 +47,8 @@ pub(crate) async fn dry_run(parts: &Parts, scanning: bool) -> flux_core::Result<
         let recording = Arc::new(RecordingSource::new(parts.source.clone()));
         let registry: Arc<dyn Registry> = parts.registry.clone();
         let engine =
-            AutomationEngine::new(recording.clone() as Arc<dyn Source>, registry, parts.automation.config().clone());
+            AutomationEngine::new(recording.clone() as Arc<dyn Source>, registry, parts.automation.config().clone())
+                .with_generator(parts.generator.clone());
         let auto = match engine.automate().await {
             Ok(auto) => auto,
             Err(e) => {

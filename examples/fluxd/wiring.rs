@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use flux_core::automation::{AutomationConfig, AutomationEngine, ImageScope, ManifestPolicyStore};
-use flux_core::generate::ManifestGenerator;
+use flux_core::generate::Generator;
 use flux_core::manifest::ManifestOptions;
 use flux_core::sync::{GarbageCollection, SyncConfig, SyncEngine};
 use flux_core::{Author, Cluster, Registry, Source, SyncIdentity};
+use flux_generate::{GenerateConfig, RepoGenerator};
 use flux_git::{Credentials, GitConfig, GitSource, HostKeyCheck, Signing, TrustedKeys};
 use flux_k8s::{ClusterOptions, KubeCluster};
 use flux_registry::{DockerConfig, OciRegistry, RegistryConfig};
@@ -33,6 +34,8 @@ pub(crate) struct Parts {
     pub automation: Arc<AutomationEngine>,
     /// The workloads' policies, as annotations in git.
     pub policies: Arc<ManifestPolicyStore>,
+    /// Manifests, Kustomize apps and `.flux.yaml` paths: what sync and automation both see.
+    pub generator: Arc<dyn Generator>,
     /// The deploy key's public half, if there is one.
     pub public_key: Option<String>,
     /// The local mirror directory, kept alive as long as the parts.
@@ -46,7 +49,8 @@ impl Parts {
             Some(user) => {
                 let mut config = self.automation.config().clone();
                 config.author = Author::new(user, config.author.email.clone());
-                Arc::new(AutomationEngine::new(self.source.clone(), self.registry.clone(), config))
+                let engine = AutomationEngine::new(self.source.clone(), self.registry.clone(), config);
+                Arc::new(engine.with_generator(self.generator.clone()))
             }
             None => self.automation.clone(),
         }
@@ -58,10 +62,22 @@ impl Parts {
             Some(user) => {
                 let mut config = self.automation.config().clone();
                 config.author = Author::new(user, config.author.email.clone());
-                Arc::new(ManifestPolicyStore::new(self.source.clone(), config))
+                Arc::new(ManifestPolicyStore::new(self.source.clone(), config).with_generator(self.generator.clone()))
             }
             None => self.policies.clone(),
         }
+    }
+}
+
+/// How manifests are generated: plain files and Kustomize apps, `.flux.yaml` with
+/// --manifest-generation, every command bounded by --sync-timeout.
+pub(crate) fn generate_config(flags: &Flags, automation: &AutomationConfig) -> GenerateConfig {
+    GenerateConfig {
+        manifest_options: automation.manifest_options.clone(),
+        manifest_generation: flags.manifest_generation,
+        timeout: flags.sync_timeout,
+        kustomize_command: flags.kustomize_command.as_ref().map(|c| c.split_whitespace().map(str::to_owned).collect()),
+        ..GenerateConfig::default()
     }
 }
 
@@ -193,10 +209,12 @@ pub(crate) async fn build(flags: &Flags, metrics: &Metrics) -> flux_core::Result
     let registry: Arc<dyn Registry> = Arc::new(MeteredRegistry::new(oci.clone(), metrics.clone()));
     let cluster: Arc<dyn Cluster> = Arc::new(connect_cluster(flags).await?);
     let automation_config = automation_config(flags);
-    let generator = Arc::new(ManifestGenerator::new(automation_config.manifest_options.clone()));
-    let sync = Arc::new(SyncEngine::new(source.clone(), cluster.clone(), generator, sync_config(flags)?));
-    let automation = Arc::new(AutomationEngine::new(source.clone(), registry.clone(), automation_config.clone()));
-    let policies = Arc::new(ManifestPolicyStore::new(source.clone(), automation_config));
+    let generator: Arc<dyn Generator> = Arc::new(RepoGenerator::new(generate_config(flags, &automation_config)));
+    let sync = Arc::new(SyncEngine::new(source.clone(), cluster.clone(), generator.clone(), sync_config(flags)?));
+    let automation = AutomationEngine::new(source.clone(), registry.clone(), automation_config.clone());
+    let automation = Arc::new(automation.with_generator(generator.clone()));
+    let policies =
+        Arc::new(ManifestPolicyStore::new(source.clone(), automation_config).with_generator(generator.clone()));
     Ok(Parts {
         source,
         registry,
@@ -205,6 +223,7 @@ pub(crate) async fn build(flags: &Flags, metrics: &Metrics) -> flux_core::Result
         sync,
         automation,
         policies,
+        generator,
         public_key: public_key(flags),
         _mirror: mirror,
     })
