@@ -142,3 +142,73 @@ pub(crate) async fn layout(snapshot: &Snapshot, manifest_generation: bool) -> (L
     layout.plain = files.into_iter().filter(|f| !apps.keys().any(|dir| path_is_under(&f.path, dir))).collect();
     (layout, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use flux_core::Source;
+    use flux_core::memory::MemorySource;
+
+    use super::*;
+
+    async fn layout_of(files: &[(&str, &str)], paths: &[&str], generation: bool) -> (Layout, Vec<Error>) {
+        let source = MemorySource::with_files(files.iter().map(|(p, c)| (p.to_string(), c.to_string()))).unwrap();
+        let head = source.refresh().await.unwrap();
+        let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        let snapshot = Snapshot::read(Arc::new(source), head, &paths).await.unwrap();
+        layout(&snapshot, generation).await
+    }
+
+    fn plain(layout: &Layout) -> Vec<&str> {
+        layout.plain.iter().map(|f| f.path.as_str()).collect()
+    }
+
+    const FLUX_YAML_TEXT: &str = "version: 1\ncommandUpdated:\n  generators:\n    - command: cat x.yaml\n";
+
+    #[tokio::test]
+    async fn bases_are_not_roots_and_apps_own_their_files() {
+        let files = [
+            ("a.yaml", ""),
+            ("base/kustomization.yaml", "resources: [d.yaml]"),
+            ("base/d.yaml", ""),
+            ("envs/dev/kustomization.yaml", "resources: [../../base, extra]"),
+            ("envs/dev/extra/kustomization.yaml", "resources: []"),
+            ("envs/dev/extra/cm.yaml", ""),
+            ("envs/prod/Kustomization", "resources: [../../base]"),
+            (".flux.yaml", FLUX_YAML_TEXT),
+        ];
+        let (layout, errors) = layout_of(&files, &[], false).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        let roots: Vec<&str> = layout.kustomize.iter().map(|r| r.file.as_str()).collect();
+        assert_eq!(roots, ["envs/dev/kustomization.yaml", "envs/prod/Kustomization"]);
+        assert_eq!(plain(&layout), ["a.yaml"], ".flux.yaml is never a manifest; apps own their files");
+        assert!(layout.flux_yaml.is_empty(), "manifest generation is off");
+    }
+
+    #[tokio::test]
+    async fn a_flux_yaml_above_a_path_governs_it_unless_it_scans_for_files() {
+        let files = [
+            (".flux.yaml", FLUX_YAML_TEXT),
+            ("app/x.yaml", ""),
+            ("other/.flux.yaml", "version: 1\nscanForFiles: {}\n"),
+            ("other/y.yaml", ""),
+        ];
+        let (layout, errors) = layout_of(&files, &["app", "other"], true).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(layout.flux_yaml.len(), 1);
+        assert_eq!(layout.flux_yaml[0].target, "app");
+        assert_eq!(layout.flux_yaml[0].config.file, ".flux.yaml");
+        assert_eq!(plain(&layout), ["other/y.yaml"]);
+    }
+
+    #[tokio::test]
+    async fn a_broken_flux_yaml_or_two_kustomizations_in_a_directory_are_errors() {
+        let (_, errors) = layout_of(&[(".flux.yaml", "version: 2\n"), ("app/x.yaml", "")], &["app"], true).await;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].to_string().contains(".flux.yaml"), "{}", errors[0]);
+        let files = [("k/kustomization.yaml", "resources: []"), ("k/kustomization.yml", "resources: []")];
+        let (_, errors) = layout_of(&files, &[], false).await;
+        assert!(errors[0].to_string().contains("two kustomization files"), "{}", errors[0]);
+    }
+}
