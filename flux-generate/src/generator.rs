@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use flux_core::generate::{
     Generated, Generator, ManifestGenerator, Snapshot, Updated, WorkloadEdit, update_manifest_files,
 };
-use flux_core::manifest::{Manifest, ManifestOptions, read_manifests, workloads};
+use flux_core::manifest::{ManifestOptions, read_manifests, workloads_of_objects};
 use flux_core::source::{FileChange, Revision, SourceFile};
 use flux_core::{Error, KubeObject, Location, ResourceId, Result};
 
@@ -333,13 +333,5 @@ fn merge(into: &mut Updated, part: Updated, indices: impl IntoIterator<Item = us
 
 /// The workloads among `objects`, to know where a container's image lives.
 pub(crate) fn workloads_of(objects: &[KubeObject]) -> Vec<flux_core::manifest::WorkloadManifest> {
-    let manifests: Vec<Manifest> = objects
-        .iter()
-        .map(|o| Manifest {
-            file: o.origin().map(|l| l.file.clone()).unwrap_or_default(),
-            document: 0,
-            object: o.clone(),
-        })
-        .collect();
-    workloads(&manifests).unwrap_or_default()
+    workloads_of_objects(objects).unwrap_or_default()
 }

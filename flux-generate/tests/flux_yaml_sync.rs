@@ -7,12 +7,10 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use flux_core::automation::{
-    AutomationConfig, AutomationEngine, ImageSelector, ManifestPolicyStore, ReleaseSpec, WorkloadSelector,
-};
-use flux_core::memory::{MemoryImage, MemoryRegistry, MemorySource};
+use flux_core::automation::{AutomationConfig, AutomationEngine, ManifestPolicyStore, ReleaseSpec};
+use flux_core::memory::{MemoryRegistry, MemorySource};
 use flux_core::sync::{GarbageCollection, SyncConfig, SyncEngine};
-use flux_core::{ChangeCause, ImageRepo, PolicyChange, PolicyStore, PolicyUpdate, ResourceId, SyncIdentity};
+use flux_core::{ChangeCause, PolicyChange, PolicyStore, PolicyUpdate, ResourceId, SyncIdentity};
 use flux_generate::RepoGenerator;
 use flux_k8s::KubeCluster;
 use flux_testenv::KubeApiServer;
@@ -73,25 +71,7 @@ fn sync_engine(source: &MemorySource, cluster: &KubeCluster, generator: Arc<Repo
 }
 
 fn registry() -> MemoryRegistry {
-    let registry = MemoryRegistry::new();
-    let repo: ImageRepo = "registry.local/web".parse().expect("repo");
-    for (i, tag) in ["1.0.0", "1.1.0", "1.2.0"].into_iter().enumerate() {
-        let created = jiff::Timestamp::from_second(1_700_000_000 + i as i64).expect("time");
-        registry.push(&repo, tag, MemoryImage::created(created));
-    }
-    registry
-}
-
-fn release(workload: &ResourceId, image: &str) -> ReleaseSpec {
-    ReleaseSpec {
-        workloads: WorkloadSelector::Only(vec![workload.clone()]),
-        excludes: Vec::new(),
-        image: ImageSelector::Image(image.parse().expect("image")),
-        dry_run: false,
-        force: false,
-        cause: ChangeCause::default(),
-        job: None,
-    }
+    memory_registry("registry.local/web", &["1.0.0", "1.1.0", "1.2.0"])
 }
 
 async fn live_annotation(cluster: &KubeCluster, id: &str, key: &str) -> Option<String> {
@@ -125,7 +105,10 @@ fn command_updated_generates_releases_and_sets_policies_through_its_commands() {
         let automation = AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), config.clone())
             .with_generator(generator.clone());
         let web: ResourceId = "default:deployment/web".parse().expect("id");
-        let result = automation.release(&release(&web, "registry.local/web:1.2.0")).await.expect("release");
+        let result = automation
+            .release(&release_spec("default:deployment/web", "registry.local/web:1.2.0"))
+            .await
+            .expect("release");
         assert!(result.revision.is_some(), "{result:?}");
         assert_eq!(text(&source, "apps/web/image.txt").await, "registry.local/web:1.2.0\n");
         assert_eq!(
@@ -175,7 +158,10 @@ fn patch_updated_keeps_releases_and_policies_in_its_patch_file() {
         let automation = AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), config.clone())
             .with_generator(generator.clone());
         let shop: ResourceId = "default:deployment/shop".parse().expect("id");
-        automation.release(&release(&shop, "registry.local/web:1.1.0")).await.expect("release");
+        automation
+            .release(&release_spec("default:deployment/shop", "registry.local/web:1.1.0"))
+            .await
+            .expect("release");
         let patch = text(&source, "apps/shop/flux-patch.yaml").await;
         assert!(patch.contains("image: registry.local/web:1.1.0"), "{patch}");
         assert_eq!(text(&source, "apps/shop/deployment.yaml").await, deployment, "the generated input is left alone");
@@ -189,7 +175,7 @@ fn patch_updated_keeps_releases_and_policies_in_its_patch_file() {
 
         // A second release edits the patch in place: only the image line changes.
         let before = text(&source, "apps/shop/flux-patch.yaml").await;
-        let spec = ReleaseSpec { force: true, ..release(&shop, "registry.local/web:1.2.0") };
+        let spec = ReleaseSpec { force: true, ..release_spec("default:deployment/shop", "registry.local/web:1.2.0") };
         automation.release(&spec).await.expect("release");
         let after = text(&source, "apps/shop/flux-patch.yaml").await;
         let (added, removed) = changed_lines(&before, &after);

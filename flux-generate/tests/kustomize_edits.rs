@@ -2,14 +2,16 @@
 //! entry, else Flux v2 markers for the workload, else a new entry in the app's kustomization
 //! (a shared base is never edited); policies are refused with a clear error.
 
+mod common;
+
 use std::sync::Arc;
 
-use flux_core::automation::{
-    AutomationConfig, AutomationEngine, ImageSelector, ManifestPolicyStore, ReleaseSpec, WorkloadSelector,
-};
+use common::{memory_registry, release_spec};
+
+use flux_core::automation::{AutomationConfig, AutomationEngine, ManifestPolicyStore, ReleaseSpec};
 use flux_core::generate::{Generator, Snapshot};
-use flux_core::memory::{MemoryImage, MemoryRegistry, MemorySource};
-use flux_core::{ChangeCause, ImageRepo, PolicyChange, PolicyStore, PolicyUpdate, ResourceId, Source};
+use flux_core::memory::{MemoryRegistry, MemorySource};
+use flux_core::{ChangeCause, PolicyChange, PolicyStore, PolicyUpdate, ResourceId, Source};
 use flux_generate::{GenerateConfig, RepoGenerator};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -69,25 +71,11 @@ fn source() -> MemorySource {
 }
 
 fn registry() -> MemoryRegistry {
-    let registry = MemoryRegistry::new();
-    let repo: ImageRepo = "registry.local/web".parse().expect("repo");
-    for (i, tag) in ["1.0.0", "1.1.0"].into_iter().enumerate() {
-        let created = jiff::Timestamp::from_second(1_700_000_000 + i as i64).expect("time");
-        registry.push(&repo, tag, MemoryImage::created(created));
-    }
-    registry
+    memory_registry("registry.local/web", &["1.0.0", "1.1.0"])
 }
 
 fn release(workload: &str) -> ReleaseSpec {
-    ReleaseSpec {
-        workloads: WorkloadSelector::Only(vec![workload.parse().expect("id")]),
-        excludes: Vec::new(),
-        image: ImageSelector::Image("registry.local/web:1.1.0".parse().expect("image")),
-        dry_run: false,
-        force: false,
-        cause: ChangeCause::default(),
-        job: None,
-    }
+    release_spec(workload, "registry.local/web:1.1.0")
 }
 
 async fn text(source: &MemorySource, path: &str) -> String {

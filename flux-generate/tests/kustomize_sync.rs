@@ -7,9 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use flux_core::automation::{AutomationConfig, AutomationEngine, ImageSelector, ReleaseSpec, WorkloadSelector};
-use flux_core::memory::{MemoryImage, MemoryRegistry};
-use flux_core::{ImageRepo, ResourceId};
+use flux_core::ResourceId;
+use flux_core::automation::{AutomationConfig, AutomationEngine};
 use flux_testenv::KubeApiServer;
 
 const STAGING: &str = "# Staging runs ahead of production.\nnamespace: staging\nresources:\n- ../../base\nimages:\n- name: registry.local/web\n  newTag: 1.1.0 # bumped by hand\n";
@@ -69,27 +68,14 @@ fn overlays_are_built_synced_and_released_into_their_own_images_entry() {
         );
 
         // Release 1.2.0 to staging only.
-        let registry = MemoryRegistry::new();
-        let repo: ImageRepo = "registry.local/web".parse().expect("repo");
-        for (i, tag) in ["1.0.0", "1.1.0", "1.2.0"].into_iter().enumerate() {
-            let created = jiff::Timestamp::from_second(1_700_000_000 + i as i64).expect("time");
-            registry.push(&repo, tag, MemoryImage::created(created));
-        }
+        let registry = memory_registry("registry.local/web", &["1.0.0", "1.1.0", "1.2.0"]);
         let automation =
             AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry), AutomationConfig::default())
                 .with_generator(generator.clone());
         let staging: ResourceId = "staging:deployment/web".parse().expect("id");
         let images = automation.images(Some(&staging)).await.expect("images");
         assert_eq!(images[0].containers[0].current.to_string(), "registry.local/web:1.1.0");
-        let spec = ReleaseSpec {
-            workloads: WorkloadSelector::Only(vec![staging.clone()]),
-            excludes: Vec::new(),
-            image: ImageSelector::Image("registry.local/web:1.2.0".parse().expect("image")),
-            dry_run: false,
-            force: false,
-            cause: Default::default(),
-            job: None,
-        };
+        let spec = release_spec("staging:deployment/web", "registry.local/web:1.2.0");
         let release = automation.release(&spec).await.expect("release");
         assert!(release.revision.is_some(), "{release:?}");
 
@@ -109,10 +95,7 @@ fn overlays_are_built_synced_and_released_into_their_own_images_entry() {
         );
 
         // A production release where the overlay's entry is quoted: the quotes stay.
-        let spec = ReleaseSpec {
-            workloads: WorkloadSelector::Only(vec!["production:deployment/web".parse().expect("id")]),
-            ..spec
-        };
+        let spec = release_spec("production:deployment/web", "registry.local/web:1.2.0");
         automation.release(&spec).await.expect("release");
         assert_eq!(
             text(&source, "apps/overlays/production/kustomization.yaml").await,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::automation::config::AutomationConfig;
 use crate::error::Result;
 use crate::generate::{Generated, Generator, Snapshot};
-use crate::manifest::{Manifest, ManifestErrors, WorkloadManifest, workloads};
+use crate::manifest::{ManifestErrors, WorkloadManifest, workloads_of_objects};
 use crate::resource::ResourceId;
 use crate::source::{Revision, Source};
 
@@ -38,16 +38,7 @@ impl RepoState {
             generated.errors.drain(..).for_each(|e| errors.push_error(e));
             return Err(errors.into());
         }
-        let manifests: Vec<Manifest> = generated
-            .objects
-            .iter()
-            .map(|object| Manifest {
-                file: object.origin().map(|o| o.file.clone()).unwrap_or_default(),
-                document: 0,
-                object: object.clone(),
-            })
-            .collect();
-        let workloads = workloads(&manifests)?;
+        let workloads = workloads_of_objects(&generated.objects)?;
         Ok(RepoState { head, snapshot, generated: Arc::new(generated), workloads })
     }
 

@@ -60,4 +60,4 @@ pub use helm::{CHART_IMAGE, HelmImagePaths, is_helm_release};
 pub use policies::{FILTER_PREFIX, LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
 pub use reader::{Manifest, ManifestOptions, is_manifest_path, read_manifests};
 pub use tags::{CompiledFilter, LATEST, SortOrder, TagCandidate, parse_version};
-pub use workloads::{ContainerLocator, ContainerManifest, WorkloadManifest, workloads};
+pub use workloads::{ContainerLocator, ContainerManifest, WorkloadManifest, workloads, workloads_of_objects};

@@ -130,6 +130,23 @@ pub fn workloads(manifests: &[Manifest]) -> Result<Vec<WorkloadManifest>, Manife
     errors.into_result(found)
 }
 
+/// The workloads among generated objects (each object's origin names its file), as
+/// [`workloads`] finds them among manifests.
+///
+/// # Errors
+/// As [`workloads`].
+pub fn workloads_of_objects(objects: &[crate::object::KubeObject]) -> Result<Vec<WorkloadManifest>, ManifestErrors> {
+    let manifests: Vec<Manifest> = objects
+        .iter()
+        .map(|object| Manifest {
+            file: object.origin().map(|o| o.file.clone()).unwrap_or_default(),
+            document: 0,
+            object: object.clone(),
+        })
+        .collect();
+    workloads(&manifests)
+}
+
 fn reason(error: &crate::Error) -> String {
     match error {
         crate::Error::InvalidInput { location, message } => format!("{message} ({:?})", location.file),

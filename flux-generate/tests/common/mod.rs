@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use flux_core::memory::MemorySource;
+use flux_core::automation::{ImageSelector, ReleaseSpec, WorkloadSelector};
+use flux_core::memory::{MemoryImage, MemoryRegistry, MemorySource};
 use flux_core::sync::{GarbageCollection, SyncConfig, SyncEngine};
-use flux_core::{Cluster, ObjectRef, Source, SyncIdentity};
+use flux_core::{ChangeCause, Cluster, ImageRepo, ObjectRef, Source, SyncIdentity};
 use flux_generate::{GenerateConfig, RepoGenerator};
 use flux_k8s::{ClusterOptions, KubeCluster};
 use flux_testenv::KubeApiServer;
@@ -79,4 +80,28 @@ pub fn deployment_yaml(name: &str, image: &str, annotations: &[(&str, &str)]) ->
         "spec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: app\n        image: {image}\n"
     ));
     out
+}
+
+/// A registry holding `tags` of `repository`, each a second newer than the one before.
+pub fn memory_registry(repository: &str, tags: &[&str]) -> MemoryRegistry {
+    let registry = MemoryRegistry::new();
+    let repo: ImageRepo = repository.parse().expect("a repository");
+    for (i, tag) in tags.iter().enumerate() {
+        let created = jiff::Timestamp::from_second(1_700_000_000 + i as i64).expect("a time");
+        registry.push(&repo, tag, MemoryImage::created(created));
+    }
+    registry
+}
+
+/// A release of `image` to `workload` alone.
+pub fn release_spec(workload: &str, image: &str) -> ReleaseSpec {
+    ReleaseSpec {
+        workloads: WorkloadSelector::Only(vec![workload.parse().expect("an id")]),
+        excludes: Vec::new(),
+        image: ImageSelector::Image(image.parse().expect("an image")),
+        dry_run: false,
+        force: false,
+        cause: ChangeCause::default(),
+        job: None,
+    }
 }
