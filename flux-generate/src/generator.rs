@@ -10,14 +10,15 @@ use flux_core::generate::{
     Generated, Generator, ManifestGenerator, Snapshot, Updated, WorkloadEdit, update_manifest_files,
 };
 use flux_core::manifest::{ManifestOptions, read_manifests, workloads_of_objects};
-use flux_core::source::{FileChange, Revision, SourceFile};
+use flux_core::manifest::kustomize::local_directories;
+use flux_core::source::{FileChange, Revision, SourceFile, path_is_under};
 use flux_core::{Error, KubeObject, Location, ResourceId, Result};
 
 use crate::checkout::Checkout;
 use crate::command::{CommandRunner, ShellCommand};
 use crate::flux_yaml::{ConfigCommand, FluxYamlConfig};
 use crate::kustomize::Kustomize;
-use crate::layout::{FluxYamlUnit, KustomizeRoot, Layout, join, layout};
+use crate::layout::{FluxYamlUnit, KustomizeRoot, Layout, join, kustomizations, layout};
 use crate::{command_updated, kustomize_edit, patch_updated};
 
 /// How a [`RepoGenerator`] makes objects.
@@ -151,6 +152,29 @@ impl RepoGenerator {
         self.objects_of(&output, &root.file, &format!("the kustomize build of {}", display_dir(&root.dir)))
     }
 
+    /// The files a checkout needs. Kustomize (with its default load restrictions) reads only
+    /// below an app's directory and the directories of the kustomizations it uses, so for
+    /// Kustomize apps alone only those are written; `.flux.yaml` commands, or a custom kustomize
+    /// command, may read anything: the whole revision.
+    fn checkout_files(&self, layout: &Layout, all: &[SourceFile]) -> Vec<SourceFile> {
+        if !layout.flux_yaml.is_empty() || self.config.kustomize_command.is_some() {
+            return all.to_vec();
+        }
+        let (apps, _) = kustomizations(all);
+        let mut needed: Vec<String> = layout.kustomize.iter().map(|root| root.dir.clone()).collect();
+        let mut next = 0;
+        while let Some(dir) = needed.get(next).cloned() {
+            next += 1;
+            let Some((_, kustomization)) = apps.get(&dir) else { continue };
+            for used in local_directories(&dir, kustomization) {
+                if !needed.contains(&used) {
+                    needed.push(used);
+                }
+            }
+        }
+        all.iter().filter(|f| needed.iter().any(|dir| path_is_under(&f.path, dir))).cloned().collect()
+    }
+
     /// Runs a `.flux.yaml` path's generators; for `patchUpdated`, returns the unpatched objects too.
     async fn run_generators(
         &self,
@@ -197,7 +221,8 @@ impl RepoGenerator {
             units.insert(o.id().clone(), Unit::Plain);
         });
         if !layout.kustomize.is_empty() || !layout.flux_yaml.is_empty() {
-            match snapshot.all_files().await.and_then(|files| Checkout::new(&files)) {
+            let files = snapshot.all_files().await;
+            match files.and_then(|files| Checkout::new(&self.checkout_files(&layout, &files))) {
                 Ok(checkout) => {
                     for (i, root) in layout.kustomize.iter().enumerate() {
                         match self.build_kustomization(&checkout, root).await {
