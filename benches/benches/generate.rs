@@ -3,9 +3,13 @@
 //! `kubectl kustomize` of a small overlay.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use flux_core::Source;
+use flux_core::generate::{Generator, Snapshot};
+use flux_core::memory::MemorySource;
 use flux_core::{Location, SourceFile};
-use flux_generate::{Checkout, CommandRunner, Kustomize, ShellCommand};
+use flux_generate::{Checkout, CommandRunner, GenerateConfig, Kustomize, RepoGenerator, ShellCommand};
 use std::hint::black_box;
+use std::sync::Arc;
 
 /// `count` files of about 1 KiB in 10 directories.
 fn files(count: usize) -> Vec<SourceFile> {
@@ -58,5 +62,53 @@ fn kustomize(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, checkout, command, kustomize);
+/// A whole revision through `RepoGenerator` (layout, checkout of what Kustomize needs, two
+/// overlay builds, reading the output) against the bare `kubectl kustomize` of the same two
+/// overlays in a checkout made beforehand: the generator's own overhead, 1,000 unrelated
+/// files in the repository.
+fn repo_generator(c: &mut Criterion) {
+    if flux_testenv::require("kubectl", flux_testenv::find_program("kubectl")).is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let file = |path: &str, text: &str| SourceFile { path: path.into(), content: text.into() };
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: registry.local/web:1.0}]\n";
+    let overlay = |ns: &str| {
+        format!("namespace: {ns}\nresources: [../../base]\nimages: [{{name: registry.local/web, newTag: '2.0'}}]\n")
+    };
+    let mut repo: Vec<SourceFile> = files(1000)
+        .into_iter()
+        .map(|f| SourceFile { path: format!("docs/{}", f.path.replace(".yaml", ".txt")), ..f })
+        .collect();
+    repo.extend([
+        file("apps/base/kustomization.yaml", "resources: [deployment.yaml]\n"),
+        file("apps/base/deployment.yaml", deployment),
+        file("apps/envs/staging/kustomization.yaml", &overlay("staging")),
+        file("apps/envs/production/kustomization.yaml", &overlay("production")),
+    ]);
+    let source: Arc<dyn Source> =
+        Arc::new(MemorySource::with_files(repo.iter().map(|f| (f.path.clone(), f.content.clone()))).expect("repo"));
+    let head = rt.block_on(source.refresh()).expect("head");
+    let generator = RepoGenerator::new(GenerateConfig::default());
+    let mut group = c.benchmark_group("kustomize revision (2 overlays, 1,000 other files)");
+    group.bench_function("RepoGenerator::generate", |b| {
+        b.iter(|| {
+            let snapshot = rt.block_on(Snapshot::read(source.clone(), head.clone(), &[])).expect("snapshot");
+            let generated = rt.block_on(generator.generate(&snapshot));
+            assert_eq!(generated.objects.len(), 2, "{:?}", generated.errors);
+        })
+    });
+    let checkout = Checkout::new(&repo).expect("ok");
+    let kustomize = Kustomize::with_command(vec!["kubectl".into(), "kustomize".into()]);
+    group.bench_function("kubectl kustomize x2 (checkout made beforehand)", |b| {
+        b.iter(|| {
+            for env in ["apps/envs/staging", "apps/envs/production"] {
+                assert!(rt.block_on(kustomize.build(checkout.path(), env)).expect("ok").contains("kind: Deployment"));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, checkout, command, kustomize, repo_generator);
 criterion_main!(benches);

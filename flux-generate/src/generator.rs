@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use flux_core::generate::{
     Generated, Generator, ManifestGenerator, Snapshot, Updated, WorkloadEdit, update_manifest_files,
 };
-use flux_core::manifest::{ManifestOptions, read_manifests, workloads_of_objects};
 use flux_core::manifest::kustomize::local_directories;
+use flux_core::manifest::{ManifestOptions, read_manifests, workloads_of_objects};
 use flux_core::source::{FileChange, Revision, SourceFile, path_is_under};
 use flux_core::{Error, KubeObject, Location, ResourceId, Result};
 
