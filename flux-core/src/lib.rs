@@ -15,6 +15,11 @@
 //! against the contract, and the `mock` feature provides mockall mocks (`MockSource`, …) for
 //! unit tests that inject faults.
 //!
+//! Between a revision's files and the objects the sync engine applies sits a
+//! [`Generator`](generate::Generator) (`generate`): [`ManifestGenerator`](generate::ManifestGenerator)
+//! reads plain manifests; `flux-generate`'s `RepoGenerator` adds Kustomize apps and Flux v1
+//! `.flux.yaml` commands. The same generator writes automation's and policies' edits back.
+//!
 //! This crate does no I/O of its own.
 //!
 //! # Example
