@@ -1,5 +1,5 @@
 //! End to end, all real: `git daemon`, `docker-registry`, `kube-apiserver` + `etcd`, and the
-//! built `fluxd` and `fluxctl` binaries. One test, in stages, because the servers are costly.
+//! built `fluxd` and `fluxctl` binaries. Few tests, each in stages, because the servers are costly.
 
 mod fixtures;
 mod harness;
@@ -281,4 +281,52 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     assert_eq!(out.status.code(), Some(1), "a failed round must exit 1");
     assert!(text(&out.stdout).contains("FAILED") && text(&out.stdout).contains("broken.yaml"));
     assert!(servers.get("v1", "demo:configmap/config").await.is_some(), "a broken revision pruned");
+}
+
+/// fluxd with `--manifest-generation`: a Kustomize overlay and a `.flux.yaml` path are generated
+/// and synced by `--once`; a generator that hangs past `--sync-timeout` fails the round (exit 1)
+/// with the reason, and deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fluxd_generates_kustomize_apps_and_flux_yaml_paths() {
+    let Some(servers) = Servers::start() else { return };
+    if flux_testenv::require("kubectl (for `kubectl kustomize`)", flux_testenv::find_program("kubectl")).is_none() {
+        return;
+    }
+    let flux_yaml = "version: 1\ncommandUpdated:\n  generators:\n    - command: cat settings.txt\n";
+    let settings =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: generated\n  namespace: gen\ndata:\n  from: flux-yaml\n";
+    servers.commit(
+        &[
+            ("deploy/namespaces.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: gen\n"),
+            ("deploy/app/base/kustomization.yaml", "resources:\n- settings.yaml\n"),
+            (
+                "deploy/app/base/settings.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  colour: blue\n",
+            ),
+            ("deploy/app/env/kustomization.yaml", "namespace: gen\nnamePrefix: env-\nresources:\n- ../base\n"),
+            ("generated/.flux.yaml", flux_yaml),
+            ("generated/settings.txt", settings),
+        ],
+        "Kustomize and .flux.yaml",
+    );
+    let out = servers.fluxd_once(&["--once", "--manifest-generation", "--git-path=deploy,generated"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(servers.get("v1", "gen:configmap/env-settings").await.is_some(), "the overlay was not synced");
+    assert!(servers.get("v1", "gen:configmap/generated").await.is_some(), "the .flux.yaml output was not synced");
+    assert!(servers.get("v1", "default:configmap/settings").await.is_none(), "the base was applied on its own");
+
+    let hanging =
+        "version: 1\ncommandUpdated:\n  generators:\n    - command: cat settings.txt\n    - command: sleep 600\n";
+    servers.commit(&[("generated/.flux.yaml", hanging)], "A generator that hangs");
+    let out = servers.fluxd_once(&[
+        "--once",
+        "--manifest-generation",
+        "--git-path=deploy,generated",
+        "--sync-timeout=2s",
+        "--sync-garbage-collection",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a hanging generator fails the round");
+    assert!(text(&out.stdout).contains("timed out after 2s"), "{}", text(&out.stdout));
+    assert!(servers.get("v1", "gen:configmap/generated").await.is_some(), "a timed-out revision pruned");
+    assert!(servers.get("v1", "gen:configmap/env-settings").await.is_some(), "a timed-out revision pruned");
 }
