@@ -63,6 +63,11 @@ enum Unit {
 /// What one generation found, kept to write edits back into the right files.
 #[derive(Debug)]
 struct Provenance {
+    /// What was generated from (revisions are immutable, so this names the result).
+    revision: Revision,
+    paths: Vec<String>,
+    /// The objects made.
+    objects: Vec<KubeObject>,
     layout: Layout,
     units: BTreeMap<ResourceId, Unit>,
     /// The objects of each `patchUpdated` path before its patch file was applied.
@@ -85,7 +90,7 @@ pub struct RepoGenerator {
     config: GenerateConfig,
     plain: ManifestGenerator,
     kustomize: Kustomize,
-    last: Mutex<Option<(Revision, Arc<Provenance>)>>,
+    last: Mutex<Option<Arc<Provenance>>>,
 }
 
 impl std::fmt::Debug for RepoGenerator {
@@ -253,22 +258,36 @@ impl RepoGenerator {
                 Err(e) => errors.push(e),
             }
         }
-        (Generated { objects, errors }, Provenance { layout, units, unpatched })
+        let provenance = Provenance {
+            revision: snapshot.revision().clone(),
+            paths: snapshot.paths().to_vec(),
+            objects: objects.clone(),
+            layout,
+            units,
+            unpatched,
+        };
+        (Generated { objects, errors }, provenance)
     }
 
     /// Where the objects of `snapshot` came from: from the last generation when it was this
     /// revision, else generated again.
     async fn provenance(&self, snapshot: &Snapshot) -> Result<Arc<Provenance>> {
-        if let Some((revision, provenance)) = lock(&self.last).as_ref()
-            && revision == snapshot.revision()
-        {
-            return Ok(provenance.clone());
+        if let Some(provenance) = self.cached(snapshot) {
+            return Ok(provenance);
         }
         let (generated, provenance) = self.generate_with_provenance(snapshot).await;
         if let Some(first) = generated.errors.into_iter().next() {
             return Err(first);
         }
         Ok(Arc::new(provenance))
+    }
+
+    /// The last usable generation, when it was of this revision and these paths.
+    fn cached(&self, snapshot: &Snapshot) -> Option<Arc<Provenance>> {
+        let last = lock(&self.last);
+        let provenance = last.as_ref()?;
+        (&provenance.revision == snapshot.revision() && provenance.paths == snapshot.paths())
+            .then(|| provenance.clone())
     }
 }
 
@@ -282,10 +301,16 @@ fn display_dir(dir: &str) -> &str {
 
 #[async_trait]
 impl Generator for RepoGenerator {
+    /// Generates the snapshot, or returns the last usable result when it was of the same
+    /// revision and paths: listing workloads, automation passes and syncs of an unchanged head
+    /// build and run nothing again.
     async fn generate(&self, snapshot: &Snapshot) -> Generated {
+        if let Some(provenance) = self.cached(snapshot) {
+            return Generated { objects: provenance.objects.clone(), errors: Vec::new() };
+        }
         let (generated, provenance) = self.generate_with_provenance(snapshot).await;
         if generated.is_usable() {
-            *lock(&self.last) = Some((snapshot.revision().clone(), Arc::new(provenance)));
+            *lock(&self.last) = Some(Arc::new(provenance));
         }
         generated
     }
