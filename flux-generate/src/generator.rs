@@ -79,10 +79,10 @@ struct Provenance {
 /// paths governed by a `.flux.yaml` (`commandUpdated`, `patchUpdated`, `scanForFiles`).
 ///
 /// Edits go where each workload came from: a plain manifest is edited in place; a Kustomize
-/// app's image is set in the `images:` entry of the nearest kustomization that declares it (or
-/// a Flux v2 `$imagepolicy` marker for the workload, or a new entry in the app's own
-/// kustomization); a `commandUpdated` path runs its updaters; a `patchUpdated` path writes
-/// its patch file.
+/// app's image is set in the app's own `images:` entry for it (else in the Flux v2
+/// `$imagepolicy` markers for the workload in the app's files, else in a new entry of the
+/// app's kustomization: a shared base is never edited for one app); a `commandUpdated` path
+/// runs its updaters; a `patchUpdated` path writes its patch file.
 ///
 /// Every failure is an error of the revision (never fewer objects): a command that fails, runs
 /// past the timeout, or prints no object; a kustomization that does not build.
@@ -134,11 +134,23 @@ impl RepoGenerator {
 
     /// Reads a command's or kustomize's output as objects from `origin`; printing none is an error.
     fn objects_of(&self, output: &str, origin: &str, what: &str) -> Result<Vec<KubeObject>> {
-        let file = SourceFile { path: origin.to_owned(), content: output.as_bytes().to_vec() };
+        // Read under a name the reader takes for YAML whatever the origin is called (`Kustomization`).
+        let file = SourceFile { path: "output.yaml".to_owned(), content: output.as_bytes().to_vec() };
         let manifests = read_manifests(std::slice::from_ref(&file), &output_options(&self.config.manifest_options))
             .map_err(|errors| {
-                let first = errors.errors().first().map(ToString::to_string).unwrap_or_default();
-                Error::invalid(Location::file(origin), format!("the output of {what} is not valid manifests: {first}"))
+                let first = match errors.errors().first() {
+                    Some(Error::InvalidInput { location, message }) => match location.line {
+                        Some(line) => format!("line {line} of the output: {message}"),
+                        None => message.clone(),
+                    },
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                let count = errors.len();
+                Error::invalid(
+                    Location::file(origin),
+                    format!("the output of {what} is not valid manifests ({count} error(s)): {first}"),
+                )
             })?;
         if manifests.is_empty() {
             return Err(Error::invalid(

@@ -48,3 +48,17 @@ async fn an_unchanged_revision_runs_its_generators_once() {
     assert_eq!(generator.generate(&next).await.objects[0].name(), "renamed");
     assert_eq!(runs_so_far(), 3, "a new revision is generated anew");
 }
+
+#[tokio::test]
+async fn output_that_is_not_manifests_is_an_error_naming_the_command_and_the_line() {
+    let flux_yaml = "version: 1\ncommandUpdated:\n  generators:\n    - command: |-\n        printf 'apiVersion: v1\\n---\\n: [\\n'\n";
+    let source = MemorySource::with_files([(".flux.yaml", flux_yaml)]).expect("a repository");
+    let head = source.refresh().await.expect("head");
+    let snapshot = Snapshot::read(Arc::new(source), head, &[]).await.expect("snapshot");
+    let generator = RepoGenerator::new(GenerateConfig { manifest_generation: true, ..GenerateConfig::default() });
+    let generated = generator.generate(&snapshot).await;
+    assert!(generated.objects.is_empty());
+    let message = generated.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(message.starts_with(".flux.yaml: the output of generator `printf"), "{message}");
+    assert!(message.contains("(from .flux.yaml:5)") && message.contains("of the output"), "{message}");
+}

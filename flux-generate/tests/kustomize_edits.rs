@@ -64,7 +64,7 @@ fn source() -> MemorySource {
         ),
         ("base/deployment.yaml", DEPLOYMENT.to_owned()),
         ("plain/kustomization.yaml", "namespace: plain\nresources:\n- ../base\n".to_owned()),
-        ("marked/kustomization.yaml", MARKED.to_owned()),
+        ("marked/Kustomization", MARKED.to_owned()),
         ("marked/patch.yaml", PATCH.to_owned()),
     ])
     .expect("a repository")
@@ -133,7 +133,7 @@ fn a_marker_for_the_workload_is_written_instead_of_a_new_entry() {
             PATCH.replace("web:1.0.0 #", "web:1.1.0 #"),
             "the marked image is set, in the file that carries the marker"
         );
-        assert_eq!(text(&source, "marked/kustomization.yaml").await, MARKED, "no entry added");
+        assert_eq!(text(&source, "marked/Kustomization").await, MARKED, "no entry added");
         assert_eq!(text(&source, "base/deployment.yaml").await, DEPLOYMENT);
     });
 }
