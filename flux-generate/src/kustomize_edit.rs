@@ -10,7 +10,7 @@ use flux_core::source::{FileChange, path_is_under};
 use flux_core::{Error, ImageRef, KubeObject, Location, Result};
 
 use crate::generator::workloads_of;
-use crate::layout::{KustomizeRoot, kustomizations, parent};
+use crate::layout::{KustomizeRoot, kustomizations};
 
 /// One edit of a Kustomize app's workload: its index, the edit, the app.
 pub(crate) type KustomizeEdit<'a> = (usize, &'a WorkloadEdit, &'a KustomizeRoot);
@@ -127,7 +127,7 @@ fn set_markers(
     let paths: Vec<String> = texts
         .original
         .keys()
-        .filter(|p| dirs.iter().any(|d| path_is_under(p, d) && parent(p).starts_with(d.as_str())))
+        .filter(|p| dirs.iter().any(|d| path_is_under(p, d)))
         .cloned()
         .collect();
     let mut found = false;

@@ -41,7 +41,7 @@ pub(crate) struct Layout {
 }
 
 /// The directory of a normalised path (`""` for the root).
-pub(crate) fn parent(path: &str) -> &str {
+fn parent(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
