@@ -124,12 +124,8 @@ fn set_markers(
     image: &ImageRef,
 ) -> Result<bool> {
     let dirs = app_dirs(texts, app_files, root)?;
-    let paths: Vec<String> = texts
-        .original
-        .keys()
-        .filter(|p| dirs.iter().any(|d| path_is_under(p, d)))
-        .cloned()
-        .collect();
+    let paths: Vec<String> =
+        texts.original.keys().filter(|p| dirs.iter().any(|d| path_is_under(p, d))).cloned().collect();
     let mut found = false;
     for path in paths {
         let text = texts.get(&path)?.to_owned();

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{memory_registry, release_spec};
+use common::{kubectl_present, memory_registry, release_spec, text};
 
 use flux_core::automation::{AutomationConfig, AutomationEngine, ManifestPolicyStore, ReleaseSpec};
 use flux_core::generate::{Generator, Snapshot};
@@ -16,10 +16,6 @@ use flux_generate::{GenerateConfig, RepoGenerator};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
-}
-
-fn kubectl_present() -> bool {
-    flux_testenv::require("kubectl (for `kubectl kustomize`)", flux_testenv::find_program("kubectl")).is_some()
 }
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
@@ -78,9 +74,10 @@ fn release(workload: &str) -> ReleaseSpec {
     release_spec(workload, "registry.local/web:1.1.0")
 }
 
-async fn text(source: &MemorySource, path: &str) -> String {
-    let head = source.refresh().await.expect("head");
-    String::from_utf8(source.read_file(&head, path).await.expect("read")).expect("UTF-8")
+/// An automation engine on `source` that sees Kustomize apps.
+fn automation(source: &MemorySource, generator: Arc<RepoGenerator>) -> AutomationEngine {
+    AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), AutomationConfig::default())
+        .with_generator(generator)
 }
 
 #[test]
@@ -91,8 +88,7 @@ fn an_image_declared_only_in_a_shared_base_gets_an_entry_in_the_app() {
     runtime().block_on(async {
         let source = source();
         let generator = Arc::new(RepoGenerator::new(GenerateConfig::default()));
-        let engine = AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), AutomationConfig::default())
-            .with_generator(generator.clone());
+        let engine = automation(&source, generator.clone());
         let result = engine.release(&release("plain:deployment/web")).await.expect("release");
         assert!(result.revision.is_some(), "{result:?}");
         assert_eq!(
@@ -125,8 +121,7 @@ fn a_marker_for_the_workload_is_written_instead_of_a_new_entry() {
     runtime().block_on(async {
         let source = source();
         let generator = Arc::new(RepoGenerator::new(GenerateConfig::default()));
-        let engine = AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), AutomationConfig::default())
-            .with_generator(generator);
+        let engine = automation(&source, generator);
         engine.release(&release("marked:deployment/web")).await.expect("release");
         assert_eq!(
             text(&source, "marked/patch.yaml").await,

@@ -35,7 +35,7 @@ fn files() -> Vec<(&'static str, String)> {
 #[test]
 fn overlays_are_built_synced_and_released_into_their_own_images_entry() {
     let Some(server) = KubeApiServer::start() else { return };
-    if flux_testenv::require("kubectl (for `kubectl kustomize`)", flux_testenv::find_program("kubectl")).is_none() {
+    if !kubectl_present() {
         return;
     }
     runtime().block_on(async {
@@ -107,7 +107,7 @@ fn overlays_are_built_synced_and_released_into_their_own_images_entry() {
 #[test]
 fn a_broken_kustomization_makes_the_revision_unusable_and_prunes_nothing() {
     let Some(server) = KubeApiServer::start() else { return };
-    if flux_testenv::require("kubectl (for `kubectl kustomize`)", flux_testenv::find_program("kubectl")).is_none() {
+    if !kubectl_present() {
         return;
     }
     runtime().block_on(async {

@@ -13,6 +13,11 @@ use flux_testenv::KubeApiServer;
 use flux_testenv::kube::ADMIN;
 use serde_json::Value;
 
+/// Whether `kubectl` (for `kubectl kustomize`) is there; says so loudly outside CI, fails in CI.
+pub fn kubectl_present() -> bool {
+    flux_testenv::require("kubectl (for `kubectl kustomize`)", flux_testenv::find_program("kubectl")).is_some()
+}
+
 /// A runtime for one test.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
