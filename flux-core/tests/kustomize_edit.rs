@@ -87,7 +87,7 @@ fn local_directories_resolve_against_the_directory() {
         ],
         bases: vec!["../../base/".into()],
         components: vec!["../components/tls".into()],
-        images: vec![],
+        ..Kustomization::default()
     };
     assert_eq!(
         local_directories("apps/prod", &k),

@@ -81,7 +81,9 @@ struct Provenance {
 /// Edits go where each workload came from: a plain manifest is edited in place; a Kustomize
 /// app's image is set in the app's own `images:` entry for it (else in the Flux v2
 /// `$imagepolicy` markers for the workload in the app's files, else in a new entry of the
-/// app's kustomization: a shared base is never edited for one app); a `commandUpdated` path
+/// app's kustomization: a shared base is never edited for one app), and its policies in the
+/// app's own patch for it (`flux-patches/<kind>-<name>.yaml`, applied by a `patches:` entry
+/// the app's kustomization gets on first use); a `commandUpdated` path
 /// runs its updaters; a `patchUpdated` path writes its patch file.
 ///
 /// Every failure is an error of the revision (never fewer objects): a command that fails, runs

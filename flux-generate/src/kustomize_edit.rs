@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use flux_core::generate::{EditChange, Snapshot, Updated, WorkloadEdit};
 use flux_core::manifest::edit::{image_markers, set_marker_images};
-use flux_core::manifest::is_manifest_path;
-use flux_core::manifest::kustomize::{find_image, local_directories, parse_kustomization, set_image};
+use flux_core::manifest::kustomize::{add_patch, find_image, local_directories, parse_kustomization, set_image};
+use flux_core::manifest::patch::set_patch_annotation;
+use flux_core::manifest::{PREFIX, is_manifest_path};
 use flux_core::source::{FileChange, path_is_under};
-use flux_core::{Error, ImageRef, KubeObject, Location, Result};
+use flux_core::{Error, ImageRef, KubeObject, Location, ResourceId, Result};
 
 use crate::generator::workloads_of;
 use crate::layout::{KustomizeRoot, kustomizations};
@@ -31,8 +32,8 @@ impl Texts {
     }
 }
 
-/// Makes `edits` (images only: a Kustomize app's policies live in its manifests) in the apps'
-/// files, edits to one file accumulating across apps.
+/// Makes `edits` in the apps' files (images in `images:` entries or markers, policies in the
+/// apps' own patches), edits to one file accumulating across apps.
 pub(crate) async fn update(snapshot: &Snapshot, objects: &[KubeObject], edits: &[KustomizeEdit<'_>]) -> Updated {
     let mut updated = Updated::default();
     let files = match snapshot.all_files().await {
@@ -56,14 +57,9 @@ pub(crate) async fn update(snapshot: &Snapshot, objects: &[KubeObject], edits: &
             EditChange::Image { container, image } => {
                 set_app_image(&mut texts, &app_files, root, objects, edit, container, image)
             }
-            EditChange::Annotation { key, .. } => Err(Error::invalid(
-                Location::file(&root.file),
-                format!(
-                    "{}: {key} cannot be written into the Kustomize app {}: set the annotation in its manifests \
-                     (a base, or a patch of the overlay)",
-                    edit.workload, root.dir
-                ),
-            )),
+            EditChange::Annotation { key, value } => {
+                set_app_annotation(&mut texts, root, objects, edit, key, value.as_deref())
+            }
         };
         if let Err(e) = result {
             updated.failed.push((*i, e));
@@ -112,6 +108,93 @@ fn set_app_image(
     let edited = set_image(&root.file, &text, entry.as_deref().unwrap_or(&written_name), image)?;
     texts.edited.insert(root.file.clone(), edited);
     Ok(())
+}
+
+/// The directory, in an app, of the patches policies are written into.
+const POLICY_PATCHES: &str = "flux-patches";
+
+/// Sets (or removes) a policy annotation of a workload of the app: in the app's own patch for
+/// the workload, `flux-patches/<kind>-<name>.yaml`, which a `patches:` entry of the app's
+/// kustomization applies to it by kind and name (as its resources name it, before the app's
+/// `namePrefix`/`nameSuffix`); both are created on first use. Removing a policy the workload
+/// gets from elsewhere (a base) writes `null`, which deletes it.
+fn set_app_annotation(
+    texts: &mut Texts,
+    root: &KustomizeRoot,
+    objects: &[KubeObject],
+    edit: &WorkloadEdit,
+    key: &str,
+    value: Option<&str>,
+) -> Result<()> {
+    let object = objects
+        .iter()
+        .find(|o| o.id() == &edit.workload)
+        .ok_or_else(|| Error::not_found(format!("workload {}", edit.workload)))?;
+    let kustomization_text = texts.get(&root.file)?.to_owned();
+    let kustomization = parse_kustomization(&root.file, &kustomization_text)?;
+    let name = kustomization.name_before(object.name()).ok_or_else(|| {
+        Error::invalid(
+            Location::file(&root.file),
+            format!(
+                "{}: its name does not carry the app's namePrefix/nameSuffix; cannot target a patch",
+                edit.workload
+            ),
+        )
+    })?;
+    let relative = format!("{POLICY_PATCHES}/{}-{name}.yaml", object.kind().to_lowercase());
+    let path = crate::layout::join(&root.dir, &relative);
+    // What the patch targets: the workload as the app's resources name it (kustomize selects it
+    // by the `patches:` entry's target, in whatever namespace it has there).
+    let mut body = object.to_value();
+    if let Some(metadata) = body.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+        metadata.insert("name".into(), serde_json::Value::String(name.clone()));
+        metadata.remove("namespace");
+    }
+    let patch = texts.get(&path).map(str::to_owned).unwrap_or_default();
+    let in_patch = patched_annotation(&path, &patch, object.kind(), &name, key).is_some();
+    let value = match value {
+        // Kustomize turns a `null` annotation in a targeted patch into the string "null", so a
+        // policy the workload gets from elsewhere (a base) is switched off by value, or refused.
+        None if !in_patch && object.annotation(key).is_some() => Some(switched_off(&edit.workload, &root.file, key)?),
+        other => other,
+    };
+    if value.is_none() {
+        // Only the patch has it: taking it out of the patch is enough.
+        if let Some(annotations) = body.pointer_mut("/metadata/annotations").and_then(serde_json::Value::as_object_mut)
+        {
+            annotations.remove(key);
+        }
+    }
+    let target = KubeObject::from_value(body, object.origin().cloned())?;
+    let patched = set_patch_annotation(&path, &patch, &target, key, value)?;
+    texts.edited.insert(path, patched);
+    let with_entry = add_patch(&root.file, &kustomization_text, &relative, object.kind(), &name)?;
+    if with_entry != kustomization_text {
+        texts.edited.insert(root.file.clone(), with_entry);
+    }
+    Ok(())
+}
+
+/// The value of annotation `key` in the patch for `kind`/`name` in the patch file `text`, if set.
+fn patched_annotation(path: &str, text: &str, kind: &str, name: &str, key: &str) -> Option<String> {
+    let file = flux_core::SourceFile { path: path.to_owned(), content: text.as_bytes().to_vec() };
+    let manifests = flux_core::manifest::read_manifests(&[file], &Default::default()).ok()?;
+    let patch = manifests.into_iter().find(|m| m.object.kind() == kind && m.object.name() == name)?;
+    patch.object.annotation(key).map(str::to_owned)
+}
+
+/// The value that switches policy `key` off when it cannot be removed: `"false"` for
+/// `automated` and `locked`, empty for a lock's message and user; other policies (tag filters)
+/// must be removed where they are set.
+fn switched_off(workload: &ResourceId, file: &str, key: &str) -> Result<&'static str> {
+    match key.strip_prefix(PREFIX) {
+        Some("automated" | "locked") => Ok("false"),
+        Some("locked_msg" | "locked_user") => Ok(""),
+        _ => Err(Error::invalid(
+            Location::file(file),
+            format!("{workload}: {key} is set in the app's resources (a base), not by Flux; remove it there"),
+        )),
+    }
 }
 
 /// Writes `image` into every marker for `policy` in the files of the app and the bases it uses.

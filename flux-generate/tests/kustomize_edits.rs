@@ -11,6 +11,7 @@ use common::{kubectl_present, memory_registry, release_spec, text};
 use flux_core::automation::{AutomationConfig, AutomationEngine, ManifestPolicyStore, ReleaseSpec};
 use flux_core::generate::{Generator, Snapshot};
 use flux_core::memory::{MemoryRegistry, MemorySource};
+use flux_core::policy::Lock;
 use flux_core::{ChangeCause, PolicyChange, PolicyStore, PolicyUpdate, ResourceId, Source};
 use flux_generate::{GenerateConfig, RepoGenerator};
 
@@ -22,6 +23,10 @@ const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
+  namespace: team
+  annotations:
+    fluxcd.io/automated: \"true\"
+    fluxcd.io/tag.app: semver:^1
 spec:
   selector:
     matchLabels:
@@ -41,6 +46,7 @@ const PATCH: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
+  namespace: team
 spec:
   template:
     spec:
@@ -51,6 +57,8 @@ spec:
 
 const MARKED: &str = "namespace: marked\nresources:\n- ../base\npatches:\n- path: patch.yaml\n";
 
+const PLAIN: &str = "namespace: plain\nnamePrefix: p-\nresources:\n- ../base\n";
+
 /// A base with an `images:` entry, an overlay without one, and one whose patch carries a marker.
 fn source() -> MemorySource {
     MemorySource::with_files([
@@ -59,7 +67,7 @@ fn source() -> MemorySource {
             "resources:\n- deployment.yaml\nimages:\n- name: registry.local/web\n  newTag: 1.0.0\n".to_owned(),
         ),
         ("base/deployment.yaml", DEPLOYMENT.to_owned()),
-        ("plain/kustomization.yaml", "namespace: plain\nresources:\n- ../base\n".to_owned()),
+        ("plain/kustomization.yaml", PLAIN.to_owned()),
         ("marked/Kustomization", MARKED.to_owned()),
         ("marked/patch.yaml", PATCH.to_owned()),
     ])
@@ -89,11 +97,11 @@ fn an_image_declared_only_in_a_shared_base_gets_an_entry_in_the_app() {
         let source = source();
         let generator = Arc::new(RepoGenerator::new(GenerateConfig::default()));
         let engine = automation(&source, generator.clone());
-        let result = engine.release(&release("plain:deployment/web")).await.expect("release");
+        let result = engine.release(&release("plain:deployment/p-web")).await.expect("release");
         assert!(result.revision.is_some(), "{result:?}");
         assert_eq!(
             text(&source, "plain/kustomization.yaml").await,
-            "namespace: plain\nresources:\n- ../base\nimages:\n- name: registry.local/web\n  newTag: 1.1.0\n"
+            format!("{PLAIN}images:\n- name: registry.local/web\n  newTag: 1.1.0\n")
         );
         assert!(text(&source, "base/kustomization.yaml").await.contains("newTag: 1.0.0"), "the base is shared");
 
@@ -134,7 +142,7 @@ fn a_marker_for_the_workload_is_written_instead_of_a_new_entry() {
 }
 
 #[test]
-fn policies_of_a_kustomize_workload_are_refused_with_where_to_put_them() {
+fn policies_of_a_kustomize_workload_go_into_a_patch_of_its_own_app() {
     if !kubectl_present() {
         return;
     }
@@ -143,12 +151,47 @@ fn policies_of_a_kustomize_workload_are_refused_with_where_to_put_them() {
         let generator = Arc::new(RepoGenerator::new(GenerateConfig::default()));
         let store =
             ManifestPolicyStore::new(Arc::new(source.clone()), AutomationConfig::default()).with_generator(generator);
-        let workload: ResourceId = "plain:deployment/web".parse().expect("id");
-        let update = PolicyUpdate { workload, changes: vec![PolicyChange::Automate] };
-        let error = store.update(&[update], &ChangeCause::default()).await.expect_err("refused");
-        let message = error.to_string();
-        assert!(message.contains("plain/kustomization.yaml"), "{message}");
-        assert!(message.contains("set the annotation in its manifests"), "{message}");
-        assert_eq!(source.log().len(), 1, "nothing committed");
+        let web: ResourceId = "plain:deployment/p-web".parse().expect("id");
+        let other: ResourceId = "marked:deployment/web".parse().expect("id");
+        let lock = Lock { message: Some("release freeze".into()), user: None };
+        let update = PolicyUpdate { workload: web.clone(), changes: vec![PolicyChange::Lock(lock)] };
+        store.update(&[update], &ChangeCause::default()).await.expect("lock");
+
+        // The app applies its own patch to the workload, named as the base names it.
+        assert_eq!(
+            text(&source, "plain/kustomization.yaml").await,
+            format!(
+                "{PLAIN}patches:\n- path: flux-patches/deployment-web.yaml\n  target:\n    kind: Deployment\n    name: web\n"
+            )
+        );
+        let patch = text(&source, "plain/flux-patches/deployment-web.yaml").await;
+        for line in ["name: web", "fluxcd.io/locked: \"true\"", "fluxcd.io/locked_msg: \"release freeze\""] {
+            assert!(patch.contains(line), "{line:?} in {patch}");
+        }
+        assert!(!patch.contains("namespace"), "the entry's target chooses, in any namespace: {patch}");
+        assert_eq!(text(&source, "base/deployment.yaml").await, DEPLOYMENT, "the shared base is untouched");
+        let policies = store.policies().await.expect("policies");
+        assert!(policies[&web].locked.is_some() && policies[&other].locked.is_none(), "{policies:?}");
+
+        // Automation the base turns on is turned off for this app alone ("false": kustomize
+        // would write a `null` annotation as the string "null").
+        let off = PolicyUpdate { workload: web.clone(), changes: vec![PolicyChange::Deautomate] };
+        store.update(&[off], &ChangeCause::default()).await.expect("deautomate");
+        assert!(text(&source, "plain/flux-patches/deployment-web.yaml").await.contains("fluxcd.io/automated: \"false\""));
+        let policies = store.policies().await.expect("policies");
+        assert!(!policies[&web].automated && policies[&other].automated, "{policies:?}");
+
+        // What only the patch says is taken out of it.
+        let unlock = PolicyUpdate { workload: web.clone(), changes: vec![PolicyChange::Unlock] };
+        store.update(&[unlock], &ChangeCause::default()).await.expect("unlock");
+        let patch = text(&source, "plain/flux-patches/deployment-web.yaml").await;
+        assert!(!patch.contains("locked"), "{patch}");
+        assert!(store.policies().await.expect("policies")[&web].locked.is_none());
+
+        // A tag filter the base sets cannot be removed for one app: said clearly, nothing committed.
+        let clear = PolicyUpdate { workload: web.clone(), changes: vec![PolicyChange::ClearTagFilter { container: "app".into() }] };
+        let error = store.update(&[clear], &ChangeCause::default()).await.expect_err("refused");
+        assert!(error.to_string().contains("is set in the app's resources (a base)"), "{error}");
+        assert_eq!(source.log().len(), 4, "one commit per update that changed something");
     });
 }

@@ -29,6 +29,20 @@ pub struct Kustomization {
     pub components: Vec<String>,
     /// `images`: the image overrides.
     pub images: Vec<KustomizeImage>,
+    /// `namePrefix`: put before the names of the resources it builds.
+    pub name_prefix: Option<String>,
+    /// `nameSuffix`: put after them.
+    pub name_suffix: Option<String>,
+}
+
+impl Kustomization {
+    /// The name a resource this kustomization built as `built` had before its own
+    /// `namePrefix`/`nameSuffix` (the name its patches target), if it has them.
+    pub fn name_before(&self, built: &str) -> Option<String> {
+        let name = built.strip_prefix(self.name_prefix.as_deref().unwrap_or_default())?;
+        let name = name.strip_suffix(self.name_suffix.as_deref().unwrap_or_default())?;
+        (!name.is_empty()).then(|| name.to_owned())
+    }
 }
 
 /// One entry of `images:`.
@@ -63,6 +77,10 @@ struct RawKustomization {
     components: Option<Vec<String>>,
     #[serde(default)]
     images: Option<Vec<Spanned<RawImage>>>,
+    #[serde(default, rename = "namePrefix")]
+    name_prefix: Option<String>,
+    #[serde(default, rename = "nameSuffix")]
+    name_suffix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +120,8 @@ pub fn parse_kustomization(file: &str, text: &str) -> Result<Kustomization> {
         bases: raw.bases.unwrap_or_default(),
         components: raw.components.unwrap_or_default(),
         images: images.collect(),
+        name_prefix: raw.name_prefix,
+        name_suffix: raw.name_suffix,
     })
 }
 
@@ -199,63 +219,28 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
             other => other,
         })
     };
-    let (root, json) = match (doc.tree.documents.as_slice(), doc.json.as_slice()) {
-        ([], _) => {
-            let sep = if text.is_empty() || text.ends_with('\n') { "" } else { eol };
-            let list = new_images_list(entry_name, &to_name, to, "", "", eol);
-            return Ok(format!("{text}{sep}images:{eol}{list}"));
-        }
-        ([root], [json]) => (root, json),
-        _ => return Err(doc.error("a kustomization file holds one document")),
+    let position = doc
+        .json
+        .first()
+        .and_then(|k| k.get("images"))
+        .and_then(Value::as_array)
+        .and_then(|list| list.iter().position(|i| i.get("name").and_then(Value::as_str) == Some(entry_name)));
+    let Some(index) = position else {
+        let lines = entry_lines(entry_name, &to_name, to);
+        return append_entry(&doc, text, "images", &lines, new_entry(entry_name, &to_name, to));
     };
-    let NodeKind::Map { flow: false, .. } = root.kind else {
-        return Err(at(root, "the kustomization is not a block mapping; it cannot be edited in place"));
-    };
+    let root = root_map(&doc)?;
+    let json = doc.json.first().ok_or_else(|| doc.error("no document"))?;
     let mut expected = json.clone();
     let Some(expected_map) = expected.as_object_mut() else {
         return Err(at(root, "the kustomization is not a mapping"));
     };
     let Some((images_key, images)) = root.entry("images") else {
-        let dash = sequence_style(text, root);
-        let list = new_images_list(entry_name, &to_name, to, "", &dash, eol);
-        let list = format!("{}images:{eol}{list}", " ".repeat(root.entries_indent()));
-        expected_map.insert("images".into(), Value::Array(vec![new_entry(entry_name, &to_name, to)]));
-        let edit = insert_after_node(text, root.end, &list, eol);
-        return verify(vec![edit], &expected, root.line);
+        return Err(at(root, "images is not in the text"));
     };
-    let images_json = expected_map.get_mut("images");
-    let (items, images_json) = match (&images.kind, images_json) {
+    let (items, images_json) = match (&images.kind, expected_map.get_mut("images")) {
         (NodeKind::Seq { flow: false, items }, Some(Value::Array(list))) => (items, list),
-        (NodeKind::Scalar { .. }, Some(Value::Null)) if super::edit::is_empty_value(images) => {
-            // `images:` and nothing else: the list starts on the next line.
-            let pad = " ".repeat(images_key.col);
-            let dash = sequence_style(text, root);
-            let list = new_images_list(entry_name, &to_name, to, &pad, &dash, eol);
-            expected_map.insert("images".into(), Value::Array(vec![new_entry(entry_name, &to_name, to)]));
-            let edit = insert_after_node(text, images_key.end, &list, eol);
-            return verify(vec![edit], &expected, images_key.line);
-        }
         _ => return Err(at(images, "images is not a block sequence; it cannot be edited in place")),
-    };
-    let position = images_json.iter().position(|i| i.get("name").and_then(Value::as_str) == Some(entry_name));
-    let Some(index) = position else {
-        let Some(last) = items.last() else {
-            return Err(at(images, "images is not a block sequence; it cannot be edited in place"));
-        };
-        let (dash_col, gap) =
-            dash_of(text, last).ok_or_else(|| at(last, "images entries cannot be edited in place"))?;
-        let first = format!("{}-{}", " ".repeat(dash_col), " ".repeat(gap));
-        let rest = " ".repeat(dash_col + 1 + gap);
-        let lines = entry_lines(entry_name, &to_name, to);
-        let mut entry = String::new();
-        for (i, line) in lines.iter().enumerate() {
-            entry.push_str(if i == 0 { &first } else { &rest });
-            entry.push_str(line);
-            entry.push_str(eol);
-        }
-        images_json.push(new_entry(entry_name, &to_name, to));
-        let edit = insert_after_node(text, last.end, &entry, eol);
-        return verify(vec![edit], &expected, images_key.line);
     };
     let item = items.get(index).ok_or_else(|| at(images, "images entries cannot be edited in place"))?;
     let NodeKind::Map { flow: false, entries, .. } = &item.kind else {
@@ -312,6 +297,111 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
     verify(edits, &expected, images_key.line)
 }
 
+/// The kustomization's single document as a block mapping.
+fn root_map<'d>(doc: &'d Document<'_>) -> Result<&'d Node> {
+    match doc.tree.documents.as_slice() {
+        [root] if matches!(root.kind, NodeKind::Map { flow: false, .. }) => Ok(root),
+        [root] => Err(Error::invalid(
+            Location::line(doc.file, root.line),
+            "the kustomization is not a block mapping; it cannot be edited in place",
+        )),
+        _ => Err(doc.error("a kustomization file holds one document")),
+    }
+}
+
+/// Appends an entry to the top-level block sequence `key` (creating `key` at the end of the
+/// file when it is missing or empty), in the file's sequence style. `lines` are the entry's
+/// lines without indentation beyond their own nesting; `entry` is the entry as data, for the
+/// verification that nothing else changed.
+fn append_entry(doc: &Document<'_>, text: &str, key: &str, lines: &[String], entry: Value) -> Result<String> {
+    let file = doc.file;
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let item = |pad: &str, dash: &str| {
+        let rest = " ".repeat(dash.len());
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| format!("{pad}{}{line}{eol}", if i == 0 { dash } else { &rest }))
+            .collect::<String>()
+    };
+    if doc.tree.documents.is_empty() {
+        let sep = if text.is_empty() || text.ends_with('\n') { "" } else { eol };
+        return Ok(format!("{text}{sep}{key}:{eol}{}", item("", "- ")));
+    }
+    let root = root_map(doc)?;
+    let at = |node: &Node, what: String| Error::invalid(Location::line(file, node.line), what);
+    let mut expected = doc.json.first().cloned().unwrap_or(Value::Null);
+    let Some(map) = expected.as_object_mut() else {
+        return Err(at(root, "the kustomization is not a mapping".into()));
+    };
+    // A failed check (an alias elsewhere would change too) is reported at the key.
+    let verify = |edit: Edit, expected: &Value, line: usize| {
+        doc.apply_and_verify(vec![edit], std::slice::from_ref(expected)).map_err(|e| match e {
+            Error::InvalidInput { location, message } if location.line.is_none() => {
+                Error::invalid(Location::line(file, line), message)
+            }
+            other => other,
+        })
+    };
+    let dash = sequence_style(text, root);
+    let dash = if dash.is_empty() { "- ".to_owned() } else { dash };
+    match root.entry(key) {
+        None => {
+            map.insert(key.to_owned(), Value::Array(vec![entry]));
+            let block = format!("{}{key}:{eol}{}", " ".repeat(root.entries_indent()), item("", &dash));
+            verify(insert_after_node(text, root.end, &block, eol), &expected, root.line)
+        }
+        Some((key_node, value)) => match (&value.kind, map.get_mut(key)) {
+            (NodeKind::Scalar { .. }, Some(Value::Null)) if super::edit::is_empty_value(value) => {
+                map.insert(key.to_owned(), Value::Array(vec![entry]));
+                let block = item(&" ".repeat(key_node.col), &dash);
+                verify(insert_after_node(text, key_node.end, &block, eol), &expected, key_node.line)
+            }
+            (NodeKind::Seq { flow: false, items }, Some(Value::Array(list))) => {
+                let last = items.last().ok_or_else(|| at(value, format!("{key} cannot be edited in place")))?;
+                let (dash_col, gap) =
+                    dash_of(text, last).ok_or_else(|| at(last, format!("{key} entries cannot be edited in place")))?;
+                list.push(entry);
+                let block = item(&" ".repeat(dash_col), &format!("-{}", " ".repeat(gap)));
+                verify(insert_after_node(text, last.end, &block, eol), &expected, key_node.line)
+            }
+            _ => Err(at(value, format!("{key} is not a block sequence; it cannot be edited in place"))),
+        },
+    }
+}
+
+/// Makes sure `patches:` has an entry applying the patch file `path` (relative to the
+/// kustomization) to the resources of `kind` named `name`; adds it (losslessly, at the end of
+/// the list) when there is no entry for `path`.
+///
+/// # Errors
+/// As [`set_image`]: invalid YAML, or `patches` written in a way that cannot be edited in place.
+pub fn add_patch(file: &str, text: &str, path: &str, kind: &str, name: &str) -> Result<String> {
+    let doc = Document::parse(file, text)?;
+    let present = doc
+        .json
+        .first()
+        .and_then(|k| k.get("patches"))
+        .and_then(Value::as_array)
+        .is_some_and(|list| list.iter().any(|p| p.get("path").and_then(Value::as_str) == Some(path)));
+    if present {
+        return Ok(text.to_owned());
+    }
+    let lines = vec![
+        format!("path: {}", scalar_text(path)),
+        "target:".to_owned(),
+        format!("  kind: {}", scalar_text(kind)),
+        format!("  name: {}", scalar_text(name)),
+    ];
+    let mut target = Map::new();
+    target.insert("kind".into(), Value::String(kind.to_owned()));
+    target.insert("name".into(), Value::String(name.to_owned()));
+    let mut entry = Map::new();
+    entry.insert("path".into(), Value::String(path.to_owned()));
+    entry.insert("target".into(), Value::Object(target));
+    append_entry(&doc, text, "patches", &lines, Value::Object(entry))
+}
+
 fn cannot_edit(key: &str, entry: &str) -> String {
     format!("{key} of image {entry} is written in a way that cannot be edited in place (anchor, alias or block scalar)")
 }
@@ -356,21 +446,6 @@ fn new_entry(entry_name: &str, to_name: &str, to: &ImageRef) -> Value {
         None => entry.insert("newTag".into(), Value::String(to.tag().unwrap_or_default().to_owned())),
     };
     Value::Object(entry)
-}
-
-/// The lines of a one-entry `images` list: `pad` before the dash, `dash` is the dash with what
-/// follows it up to the entry (`"- "` or `"  - "`).
-fn new_images_list(entry_name: &str, to_name: &str, to: &ImageRef, pad: &str, dash: &str, eol: &str) -> String {
-    let dash = if dash.is_empty() { "- " } else { dash };
-    let rest = " ".repeat(dash.len());
-    let mut out = String::new();
-    for (i, line) in entry_lines(entry_name, to_name, to).iter().enumerate() {
-        out.push_str(pad);
-        out.push_str(if i == 0 { dash } else { &rest });
-        out.push_str(line);
-        out.push_str(eol);
-    }
-    out
 }
 
 /// How the file writes a sequence under a top-level key: the text from the key's column to the
@@ -435,6 +510,31 @@ mod tests {
         let text = "resources:\n  -   a.yaml\n";
         let doc = Document::parse("k", text).unwrap();
         assert_eq!(sequence_style(text, &doc.tree.documents[0]), "  -   ");
-        assert_eq!(new_images_list("x", "x", &image("x:1"), "", "  - ", "\n"), "  - name: x\n    newTag: \"1\"\n");
+        let added = set_image("k", text, "x", &image("x:1")).unwrap();
+        assert_eq!(added, "resources:\n  -   a.yaml\nimages:\n  -   name: x\n      newTag: \"1\"\n");
+    }
+
+    #[test]
+    fn patches_are_added_once_in_the_files_style() {
+        let text = "# app\nresources:\n  - ../base # shared\n";
+        let added = add_patch("k", text, "flux/deployment-web.yaml", "Deployment", "web").unwrap();
+        assert_eq!(
+            added,
+            "# app\nresources:\n  - ../base # shared\npatches:\n  - path: flux/deployment-web.yaml\n    target:\n      kind: Deployment\n      name: web\n"
+        );
+        assert_eq!(add_patch("k", &added, "flux/deployment-web.yaml", "Deployment", "web").unwrap(), added);
+        let more = add_patch("k", &added, "flux/deployment-api.yaml", "Deployment", "api").unwrap();
+        assert!(more.starts_with(&added), "appended after the last entry: {more}");
+        assert!(
+            more.ends_with(
+                "  - path: flux/deployment-api.yaml\n    target:\n      kind: Deployment\n      name: api\n"
+            )
+        );
+        assert_eq!(
+            add_patch("k", "", "p.yaml", "Job", "j").unwrap(),
+            "patches:\n- path: p.yaml\n  target:\n    kind: Job\n    name: j\n"
+        );
+        let flow = add_patch("k", "patches: [{path: x.yaml}]\n", "p.yaml", "Job", "j").unwrap_err();
+        assert!(flow.to_string().contains("k:1"), "{flow}");
     }
 }
