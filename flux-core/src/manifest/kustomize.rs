@@ -210,21 +210,9 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
         None => to.path().to_owned(),
     };
     let at = |node: &Node, what: &str| Error::invalid(Location::line(file, node.line), what.to_owned());
-    // A failed check (an alias elsewhere would change too) is reported at the `images` key.
-    let verify = |edits: Vec<Edit>, expected: &Value, line: usize| {
-        doc.apply_and_verify(edits, std::slice::from_ref(expected)).map_err(|e| match e {
-            Error::InvalidInput { location, message } if location.line.is_none() => {
-                Error::invalid(Location::line(file, line), message)
-            }
-            other => other,
-        })
-    };
-    let position = doc
-        .json
-        .first()
-        .and_then(|k| k.get("images"))
-        .and_then(Value::as_array)
-        .and_then(|list| list.iter().position(|i| i.get("name").and_then(Value::as_str) == Some(entry_name)));
+    let verify = |edits: Vec<Edit>, expected: &Value, line: usize| verify_at(&doc, edits, expected, line);
+    let position =
+        top_level_list(&doc, "images").iter().position(|i| i.get("name").and_then(Value::as_str) == Some(entry_name));
     let Some(index) = position else {
         let lines = entry_lines(entry_name, &to_name, to);
         return append_entry(&doc, text, "images", &lines, new_entry(entry_name, &to_name, to));
@@ -297,6 +285,22 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
     verify(edits, &expected, images_key.line)
 }
 
+/// The top-level list `key` of the kustomization, as data (empty when there is none).
+fn top_level_list<'d>(doc: &'d Document<'_>, key: &str) -> &'d [Value] {
+    doc.json.first().and_then(|k| k.get(key)).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// Applies `edits` and checks that the result reads as `expected`; a failed check (an alias
+/// elsewhere would change too) is reported at `line`, the key being edited.
+fn verify_at(doc: &Document<'_>, edits: Vec<Edit>, expected: &Value, line: usize) -> Result<String> {
+    doc.apply_and_verify(edits, std::slice::from_ref(expected)).map_err(|e| match e {
+        Error::InvalidInput { location, message } if location.line.is_none() => {
+            Error::invalid(Location::line(doc.file, line), message)
+        }
+        other => other,
+    })
+}
+
 /// The kustomization's single document as a block mapping.
 fn root_map<'d>(doc: &'d Document<'_>) -> Result<&'d Node> {
     match doc.tree.documents.as_slice() {
@@ -334,15 +338,7 @@ fn append_entry(doc: &Document<'_>, text: &str, key: &str, lines: &[String], ent
     let Some(map) = expected.as_object_mut() else {
         return Err(at(root, "the kustomization is not a mapping".into()));
     };
-    // A failed check (an alias elsewhere would change too) is reported at the key.
-    let verify = |edit: Edit, expected: &Value, line: usize| {
-        doc.apply_and_verify(vec![edit], std::slice::from_ref(expected)).map_err(|e| match e {
-            Error::InvalidInput { location, message } if location.line.is_none() => {
-                Error::invalid(Location::line(file, line), message)
-            }
-            other => other,
-        })
-    };
+    let verify = |edit: Edit, expected: &Value, line: usize| verify_at(doc, vec![edit], expected, line);
     let dash = sequence_style(text, root);
     let dash = if dash.is_empty() { "- ".to_owned() } else { dash };
     match root.entry(key) {
@@ -378,12 +374,7 @@ fn append_entry(doc: &Document<'_>, text: &str, key: &str, lines: &[String], ent
 /// As [`set_image`]: invalid YAML, or `patches` written in a way that cannot be edited in place.
 pub fn add_patch(file: &str, text: &str, path: &str, kind: &str, name: &str) -> Result<String> {
     let doc = Document::parse(file, text)?;
-    let present = doc
-        .json
-        .first()
-        .and_then(|k| k.get("patches"))
-        .and_then(Value::as_array)
-        .is_some_and(|list| list.iter().any(|p| p.get("path").and_then(Value::as_str) == Some(path)));
+    let present = top_level_list(&doc, "patches").iter().any(|p| p.get("path").and_then(Value::as_str) == Some(path));
     if present {
         return Ok(text.to_owned());
     }
