@@ -47,6 +47,13 @@ impl KubeObject {
         Ok(KubeObject { id, body, origin })
     }
 
+    /// The same object, said to come from `origin` (for generators, whose output is read from
+    /// a command's stdout but belongs to the file that made it).
+    pub fn with_origin(mut self, origin: Option<Location>) -> Self {
+        self.origin = origin;
+        self
+    }
+
     /// The object's id.
     pub fn id(&self) -> &ResourceId {
         &self.id

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use flux_core::generate::{
     Generated, Generator, ManifestGenerator, Snapshot, Updated, WorkloadEdit, update_manifest_files,
 };
-use flux_core::manifest::kustomize::local_directories;
 use flux_core::manifest::{ManifestOptions, read_manifests, workloads_of_objects};
 use flux_core::source::{FileChange, Revision, SourceFile, path_is_under};
 use flux_core::{Error, KubeObject, Location, ResourceId, Result};
@@ -18,7 +17,7 @@ use crate::checkout::Checkout;
 use crate::command::{CommandRunner, ShellCommand};
 use crate::flux_yaml::{ConfigCommand, FluxYamlConfig};
 use crate::kustomize::Kustomize;
-use crate::layout::{FluxYamlUnit, KustomizeRoot, Layout, join, kustomizations, layout};
+use crate::layout::{FluxYamlUnit, KustomizeRoot, Layout, app_directories, join, kustomizations, layout};
 use crate::{command_updated, kustomize_edit, patch_updated};
 
 /// How a [`RepoGenerator`] makes objects.
@@ -53,7 +52,7 @@ impl Default for GenerateConfig {
 }
 
 /// Where a generated object came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unit {
     Plain,
     Kustomize(usize),
@@ -160,10 +159,7 @@ impl RepoGenerator {
                 format!("{what} printed no objects; refusing to treat that as \"delete everything\""),
             ));
         }
-        manifests
-            .into_iter()
-            .map(|m| KubeObject::from_value(m.object.to_value(), Some(Location::file(origin))))
-            .collect()
+        Ok(manifests.into_iter().map(|m| m.object.with_origin(Some(Location::file(origin)))).collect())
     }
 
     async fn build_kustomization(&self, checkout: &Checkout, root: &KustomizeRoot) -> Result<Vec<KubeObject>> {
@@ -180,17 +176,7 @@ impl RepoGenerator {
             return all.to_vec();
         }
         let (apps, _) = kustomizations(all);
-        let mut needed: Vec<String> = layout.kustomize.iter().map(|root| root.dir.clone()).collect();
-        let mut next = 0;
-        while let Some(dir) = needed.get(next).cloned() {
-            next += 1;
-            let Some((_, kustomization)) = apps.get(&dir) else { continue };
-            for used in local_directories(&dir, kustomization) {
-                if !needed.contains(&used) {
-                    needed.push(used);
-                }
-            }
-        }
+        let needed = app_directories(&apps, layout.kustomize.iter().map(|root| root.dir.as_str()));
         all.iter().filter(|f| needed.iter().any(|dir| path_is_under(&f.path, dir))).cloned().collect()
     }
 
@@ -235,35 +221,23 @@ impl RepoGenerator {
         let mut unpatched = BTreeMap::new();
         let plain = self.plain.read(&layout.plain);
         errors.extend(plain.errors);
-        let mut objects = plain.objects;
-        objects.iter().for_each(|o| {
-            units.insert(o.id().clone(), Unit::Plain);
-        });
+        let mut objects = Vec::new();
+        record(&mut units, &mut objects, Unit::Plain, plain.objects);
         if !layout.kustomize.is_empty() || !layout.flux_yaml.is_empty() {
             let files = snapshot.all_files().await;
             match files.and_then(|files| Checkout::new(&self.checkout_files(&layout, &files))) {
                 Ok(checkout) => {
                     for (i, root) in layout.kustomize.iter().enumerate() {
                         match self.build_kustomization(&checkout, root).await {
-                            Ok(built) => {
-                                built.iter().for_each(|o| {
-                                    units.insert(o.id().clone(), Unit::Kustomize(i));
-                                });
-                                objects.extend(built);
-                            }
+                            Ok(built) => record(&mut units, &mut objects, Unit::Kustomize(i), built),
                             Err(e) => errors.push(e),
                         }
                     }
                     for (i, unit) in layout.flux_yaml.iter().enumerate() {
                         match self.run_generators(snapshot, &checkout, unit).await {
                             Ok((made, before_patch)) => {
-                                made.iter().for_each(|o| {
-                                    units.insert(o.id().clone(), Unit::FluxYaml(i));
-                                });
-                                objects.extend(made);
-                                if let Some(before) = before_patch {
-                                    unpatched.insert(i, before);
-                                }
+                                record(&mut units, &mut objects, Unit::FluxYaml(i), made);
+                                unpatched.extend(before_patch.map(|before| (i, before)));
                             }
                             Err(e) => errors.push(e),
                         }
@@ -305,6 +279,12 @@ impl RepoGenerator {
     }
 }
 
+/// Adds what `unit` made to `objects`, remembering where each came from.
+fn record(units: &mut BTreeMap<ResourceId, Unit>, objects: &mut Vec<KubeObject>, unit: Unit, made: Vec<KubeObject>) {
+    units.extend(made.iter().map(|o| (o.id().clone(), unit)));
+    objects.extend(made);
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -338,13 +318,15 @@ impl Generator for RepoGenerator {
                 return Updated { files: Vec::new(), failed };
             }
         };
-        let mut by_unit: BTreeMap<Unit, Vec<(usize, &WorkloadEdit)>> = BTreeMap::new();
+        // Plain files (`None`) and `.flux.yaml` paths (`Some(index)`); Kustomize apps together.
+        let mut by_unit: BTreeMap<Option<usize>, Vec<(usize, &WorkloadEdit)>> = BTreeMap::new();
         let mut kustomize_edits = Vec::new();
         let mut updated = Updated::default();
         for (i, edit) in edits.iter().enumerate() {
             match provenance.units.get(&edit.workload) {
                 Some(Unit::Kustomize(app)) => kustomize_edits.push((i, edit, &provenance.layout.kustomize[*app])),
-                Some(unit) => by_unit.entry(*unit).or_default().push((i, edit)),
+                Some(Unit::Plain) => by_unit.entry(None).or_default().push((i, edit)),
+                Some(Unit::FluxYaml(path)) => by_unit.entry(Some(*path)).or_default().push((i, edit)),
                 None => updated.failed.push((i, Error::not_found(format!("workload {}", edit.workload)))),
             }
         }
@@ -356,8 +338,8 @@ impl Generator for RepoGenerator {
         for (unit, edits) in by_unit {
             let indices: Vec<usize> = edits.iter().map(|(i, _)| *i).collect();
             let part = match unit {
-                Unit::Plain | Unit::Kustomize(_) => update_manifest_files(snapshot, &generated.objects, edits),
-                Unit::FluxYaml(i) => {
+                None => update_manifest_files(snapshot, &generated.objects, edits),
+                Some(i) => {
                     let unit = &provenance.layout.flux_yaml[i];
                     match &unit.config.config {
                         FluxYamlConfig::CommandUpdated { updaters, .. } => {

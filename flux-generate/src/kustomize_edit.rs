@@ -1,17 +1,17 @@
 //! Writing image changes into Kustomize apps.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use flux_core::generate::{EditChange, Snapshot, Updated, WorkloadEdit};
 use flux_core::manifest::edit::{image_markers, set_marker_images};
-use flux_core::manifest::kustomize::{add_patch, find_image, local_directories, parse_kustomization, set_image};
+use flux_core::manifest::kustomize::{add_patch, find_image, parse_kustomization, set_image};
 use flux_core::manifest::patch::set_patch_annotation;
 use flux_core::manifest::{PREFIX, is_manifest_path};
 use flux_core::source::{FileChange, path_is_under};
 use flux_core::{Error, ImageRef, KubeObject, Location, ResourceId, Result};
 
 use crate::generator::workloads_of;
-use crate::layout::{KustomizeRoot, kustomizations};
+use crate::layout::{KustomizeRoot, app_directories, kustomizations};
 
 /// One edit of a Kustomize app's workload: its index, the edit, the app.
 pub(crate) type KustomizeEdit<'a> = (usize, &'a WorkloadEdit, &'a KustomizeRoot);
@@ -45,17 +45,20 @@ pub(crate) async fn update(snapshot: &Snapshot, objects: &[KubeObject], edits: &
         }
     };
     let (apps, _) = kustomizations(&files);
+    // Only the files of the apps edited and of what they use can change.
+    let dirs = app_directories(&apps, edits.iter().map(|(_, _, root)| root.dir.as_str()));
     let original = files
         .iter()
+        .filter(|f| dirs.iter().any(|d| path_is_under(&f.path, d)))
         .filter(|f| is_manifest_path(&f.path) || apps.values().any(|(file, _)| file == &f.path))
         .filter_map(|f| Some((f.path.clone(), String::from_utf8(f.content.clone()).ok()?)))
         .collect();
     let mut texts = Texts { original, edited: BTreeMap::new() };
-    let app_files: BTreeMap<&str, &str> = apps.iter().map(|(dir, (file, _))| (dir.as_str(), file.as_str())).collect();
     for (i, edit, root) in edits {
         let result = match &edit.change {
             EditChange::Image { container, image } => {
-                set_app_image(&mut texts, &app_files, root, objects, edit, container, image)
+                let app = app_directories(&apps, [root.dir.as_str()]);
+                set_app_image(&mut texts, &app, root, objects, edit, container, image)
             }
             EditChange::Annotation { key, value } => {
                 set_app_annotation(&mut texts, root, objects, edit, key, value.as_deref())
@@ -78,7 +81,7 @@ pub(crate) async fn update(snapshot: &Snapshot, objects: &[KubeObject], edits: &
 /// `$imagepolicy` markers for the workload, else in a new entry of the app's kustomization.
 fn set_app_image(
     texts: &mut Texts,
-    app_files: &BTreeMap<&str, &str>,
+    app: &[String],
     root: &KustomizeRoot,
     objects: &[KubeObject],
     edit: &WorkloadEdit,
@@ -101,7 +104,7 @@ fn set_app_image(
     let entry = find_image(&kustomization, &current).map(|e| e.name.clone());
     if entry.is_none() {
         let policy = format!("{}:{}", edit.workload.namespace().unwrap_or_default(), edit.workload.name());
-        if set_markers(texts, app_files, root, &policy, image)? {
+        if set_markers(texts, app, &policy, image)? {
             return Ok(());
         }
     }
@@ -199,14 +202,7 @@ fn switched_off(workload: &ResourceId, file: &str, key: &str) -> Result<&'static
 
 /// Writes `image` into every marker for `policy` in the files of the app and the bases it uses.
 /// Whether there was any.
-fn set_markers(
-    texts: &mut Texts,
-    app_files: &BTreeMap<&str, &str>,
-    root: &KustomizeRoot,
-    policy: &str,
-    image: &ImageRef,
-) -> Result<bool> {
-    let dirs = app_dirs(texts, app_files, root)?;
+fn set_markers(texts: &mut Texts, dirs: &[String], policy: &str, image: &ImageRef) -> Result<bool> {
     let paths: Vec<String> =
         texts.original.keys().filter(|p| dirs.iter().any(|d| path_is_under(p, d))).cloned().collect();
     let mut found = false;
@@ -220,21 +216,4 @@ fn set_markers(
         }
     }
     Ok(found)
-}
-
-/// The app's directory and those of every kustomization it uses, nearest first.
-fn app_dirs(texts: &Texts, app_files: &BTreeMap<&str, &str>, root: &KustomizeRoot) -> Result<Vec<String>> {
-    let mut seen = vec![root.dir.clone()];
-    let mut queue = VecDeque::from([root.dir.clone()]);
-    while let Some(dir) = queue.pop_front() {
-        let Some(file) = app_files.get(dir.as_str()) else { continue };
-        let kustomization = parse_kustomization(file, texts.get(file)?)?;
-        for used in local_directories(&dir, &kustomization) {
-            if app_files.contains_key(used.as_str()) && !seen.contains(&used) {
-                seen.push(used.clone());
-                queue.push_back(used);
-            }
-        }
-    }
-    Ok(seen)
 }

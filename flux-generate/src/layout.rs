@@ -75,8 +75,8 @@ async fn find_flux_yaml(snapshot: &Snapshot, path: &str) -> Result<Option<FluxYa
 }
 
 /// The kustomization file of each directory that has one, parsed, among `files`.
-pub(crate) fn kustomizations(files: &[SourceFile]) -> (BTreeMap<String, (String, Kustomization)>, Vec<Error>) {
-    let mut found: BTreeMap<String, (String, Kustomization)> = BTreeMap::new();
+pub(crate) fn kustomizations(files: &[SourceFile]) -> (Apps, Vec<Error>) {
+    let mut found: Apps = BTreeMap::new();
     let mut errors = Vec::new();
     for file in files.iter().filter(|f| KUSTOMIZATION_FILES.contains(&file_name(&f.path))) {
         let dir = parent(&file.path).to_owned();
@@ -98,6 +98,31 @@ pub(crate) fn kustomizations(files: &[SourceFile]) -> (BTreeMap<String, (String,
         }
     }
     (found, errors)
+}
+
+/// The kustomizations of a revision: directory -> (file, parsed), as [`kustomizations`] reads them.
+pub(crate) type Apps = BTreeMap<String, (String, Kustomization)>;
+
+/// The directories of `roots` and of every kustomization they use (bases, components), nearest
+/// first: all Kustomize reads when it builds them (with its default load restrictions).
+pub(crate) fn app_directories<'r>(apps: &Apps, roots: impl IntoIterator<Item = &'r str>) -> Vec<String> {
+    let mut dirs: Vec<String> = Vec::new();
+    for root in roots {
+        if !dirs.iter().any(|d| d == root) {
+            dirs.push(root.to_owned());
+        }
+    }
+    let mut next = 0;
+    while let Some(dir) = dirs.get(next).cloned() {
+        next += 1;
+        let Some((_, kustomization)) = apps.get(&dir) else { continue };
+        for used in local_directories(&dir, kustomization) {
+            if apps.contains_key(&used) && !dirs.contains(&used) {
+                dirs.push(used);
+            }
+        }
+    }
+    dirs
 }
 
 /// Sorts the snapshot's files into plain manifests, Kustomize apps and `.flux.yaml` paths.
