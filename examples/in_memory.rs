@@ -26,6 +26,7 @@ fn print(title: &str, report: &SyncReport) {
             ApplyOutcome::Configured => "configured".to_owned(),
             ApplyOutcome::Unchanged => "unchanged".to_owned(),
             ApplyOutcome::Failed { reason } => format!("failed: {reason}"),
+            ApplyOutcome::Interrupted { reason } => format!("not applied: {reason}"),
         };
         println!("  {} {verb}", r.id);
     }

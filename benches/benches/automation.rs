@@ -43,7 +43,8 @@ fn automation(c: &mut Criterion) {
     let files = files();
     let registry = registry();
     let engine = |source: MemorySource| {
-        AutomationEngine::new(Arc::new(source), Arc::new(registry.clone()), AutomationConfig::default())
+        let generator = Arc::new(flux_core::generate::ManifestGenerator::new(Default::default()));
+        AutomationEngine::new(Arc::new(source), Arc::new(registry.clone()), generator, AutomationConfig::default())
     };
 
     // Bytes changed by one pass, against the bytes in the repository.

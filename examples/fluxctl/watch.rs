@@ -1,41 +1,47 @@
-//! `release --watch`: follows the sync of the release's commit, then the rollout, until the new
-//! images run (or something fails).
+//! Waiting after a release, as Flux v1's fluxctl waited: until fluxd has applied the release's
+//! commit, then (`--watch`) until the new images run.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use flux_core::WorkloadStatus;
-use flux_core::automation::{ContainerOutcome, ReleaseResult};
-
-use crate::api_types::{Status, WorkloadInfo};
 use crate::client::Client;
+use flux_api::v1::{ContainerOutcome, ReleaseResult, Revision, Status, WorkloadInfo, WorkloadStatus};
 
 const POLL: Duration = Duration::from_millis(500);
 
-/// Waits until the revision of `result` is synced and every updated container runs its image.
-pub(crate) async fn rollout(client: &Client, result: &ReleaseResult, timeout: Duration) -> Result<(), String> {
-    let Some(revision) = &result.revision else { return Ok(()) };
+/// Waits until `revision` (or a later one) is synced: `Ok(true)` when it is, `Ok(false)` when
+/// `timeout` passed first, an error when its sync failed.
+pub(crate) async fn applied(client: &Client, revision: &Revision, timeout: Duration) -> Result<bool, String> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let expired = || tokio::time::Instant::now() > deadline;
-    eprintln!("Waiting for revision {} to be applied ...", revision.short());
+    // Only a head seen after ours is known to contain it: before fluxd has read our commit, its
+    // head and last sync are both the older revision, which must not count as "later".
+    let mut head_was_ours = false;
     loop {
         let status: Status = client.get("/status", &[]).await?;
+        head_was_ours |= status.head.as_deref() == Some(revision.as_str());
         match status.last_sync {
-            Some(s) if s.revision == revision.as_str() && s.success => break,
+            Some(s) if s.revision == revision.as_str() && s.success => return Ok(true),
             Some(s) if s.revision == revision.as_str() => {
                 let first = s.errors.first().map(|e| e.message.clone()).unwrap_or_default();
                 return Err(format!("sync of {} failed: {first}", revision.short()));
             }
             // A later revision synced (someone pushed after the release): it contains ours.
-            Some(s) if s.success && status.head.as_deref() == Some(s.revision.as_str()) => break,
+            Some(s) if head_was_ours && s.success && status.head.as_deref() == Some(&s.revision) => {
+                return Ok(true);
+            }
             _ => {}
         }
-        if expired() {
-            return Err(format!("revision {} not applied after {timeout:?}", revision.short()));
+        if tokio::time::Instant::now() + POLL > deadline {
+            return Ok(false);
         }
         tokio::time::sleep(POLL).await;
     }
-    eprintln!("Applied. Waiting for the workloads to roll out ...");
+}
+
+/// Waits until every container `result` updated runs its new image and its workload is ready,
+/// printing each workload's state as it changes.
+pub(crate) async fn rollout(client: &Client, result: &ReleaseResult, timeout: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let wanted: BTreeMap<(String, String), String> = result
         .updated()
         .flat_map(|w| {
@@ -47,6 +53,7 @@ pub(crate) async fn rollout(client: &Client, result: &ReleaseResult, timeout: Du
             })
         })
         .collect();
+    let mut said = String::new();
     loop {
         let list: Vec<WorkloadInfo> = client.get("/workloads", &[]).await?;
         let mut pending = Vec::new();
@@ -56,25 +63,28 @@ pub(crate) async fn rollout(client: &Client, result: &ReleaseResult, timeout: Du
                 continue;
             };
             if let Some(WorkloadStatus::Failed { message }) = &w.status {
-                return Err(format!("{workload}: rollout failed: {message}"));
+                return Err(format!("There was a problem releasing {workload}: {message}"));
             }
             let runs = w.containers.iter().any(|c| &c.name == container && &c.image == image);
             // Nothing reconciles a workload whose status is Unknown: running the image is all
             // that can be judged.
             let settled = matches!(w.status, Some(WorkloadStatus::Ready | WorkloadStatus::Unknown));
             if !runs || !settled {
-                pending.push(format!(
-                    "{workload} ({container}): {}",
-                    if runs { "rolling out" } else { "not updated yet" }
-                ));
+                let state = if runs { "rolling out" } else { "not updated yet" };
+                pending.push(format!("{workload} ({container}): {state}"));
             }
         }
         if pending.is_empty() {
-            eprintln!("Done: the new images are running.");
+            eprintln!("All workloads ready.");
             return Ok(());
         }
-        if expired() {
-            return Err(format!("not rolled out after {timeout:?}: {}", pending.join("; ")));
+        let now = pending.join("; ");
+        if now != said {
+            eprintln!("{now}");
+            said = now;
+        }
+        if tokio::time::Instant::now() + POLL > deadline {
+            return Err(format!("not rolled out after {timeout:?}: {said}"));
         }
         tokio::time::sleep(POLL).await;
     }

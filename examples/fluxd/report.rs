@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use flux_core::automation::AutomationReport;
-use flux_core::sync::{GarbageCollection, SyncPlan, SyncReport};
+use flux_core::manifest::Skipped;
+use flux_core::sync::{GarbageCollection, SyncReport};
 use flux_core::{ApplyOutcome, DeleteOutcome};
 
 /// A sync report, one line per object.
@@ -17,6 +18,7 @@ pub(crate) fn sync_text(report: &SyncReport) -> String {
             ApplyOutcome::Configured => "configured".to_owned(),
             ApplyOutcome::Unchanged => "unchanged".to_owned(),
             ApplyOutcome::Failed { reason } => format!("FAILED: {reason}"),
+            ApplyOutcome::Interrupted { reason } => format!("NOT APPLIED: {reason}"),
         };
         let _ = writeln!(out, "  {} {what}", a.id);
     }
@@ -28,32 +30,25 @@ pub(crate) fn sync_text(report: &SyncReport) -> String {
         };
         let _ = writeln!(out, "  {} {what}", d.id);
     }
+    for k in &report.kept {
+        let _ = writeln!(out, "  {k}");
+    }
+    for r in &report.refused {
+        let _ = writeln!(out, "  {} refused: {}", r.id, r.reason);
+    }
     let _ = writeln!(out, "  {} unchanged", report.unchanged);
+    skipped_text(&mut out, &report.skipped);
     for e in &report.errors {
-        let _ = writeln!(out, "  error: {}", e.message);
+        let _ = writeln!(out, "  error: {}", e.error);
     }
     out
 }
 
-/// A sync plan: what a sync would do.
-pub(crate) fn plan_text(plan: &SyncPlan) -> String {
-    let mut out = String::new();
-    let usable = if plan.usable { "" } else { " (UNUSABLE: nothing would be pruned)" };
-    let _ = writeln!(out, "sync of {} would{usable}:", plan.revision.short());
-    for a in &plan.apply {
-        let _ = writeln!(out, "  apply {} ({:?})", a.object.id(), a.reason);
+/// What was not read as Kubernetes objects, one line each.
+fn skipped_text(out: &mut String, skipped: &[Skipped]) {
+    for s in skipped {
+        let _ = writeln!(out, "  skipped {s}");
     }
-    for p in &plan.prune {
-        let _ = writeln!(out, "  prune {}", p.id);
-    }
-    for r in &plan.refused {
-        let _ = writeln!(out, "  refuse {}: {}", r.id, r.reason);
-    }
-    let _ = writeln!(out, "  {} unchanged", plan.unchanged.len());
-    for e in &plan.errors {
-        let _ = writeln!(out, "  error: {}", e.message);
-    }
-    out
 }
 
 /// An automation pass.
@@ -65,6 +60,9 @@ pub(crate) fn automation_text(report: &AutomationReport, dry_run: bool) -> Strin
     }
     for c in &report.changes {
         let _ = writeln!(out, "automation {verb} {} ({}): {} -> {}", c.workload, c.container, c.from, c.to);
+    }
+    for s in &report.skipped {
+        let _ = writeln!(out, "automation skipped {}: {}", s.workload, s.reason);
     }
     if let (Some(rev), false) = (&report.revision, dry_run) {
         let _ = writeln!(out, "automation committed {}", rev.short());
@@ -78,21 +76,23 @@ pub(crate) fn automation_text(report: &AutomationReport, dry_run: bool) -> Strin
     out
 }
 
-/// Logs a sync report: one line, plus one per failure.
-pub(crate) fn log_sync(report: &SyncReport) {
-    let failed = report.applied.iter().filter(|a| matches!(a.outcome, ApplyOutcome::Failed { .. })).count();
-    if report.is_success() {
-        tracing::info!(
-            revision = report.revision.short(),
-            applied = report.applied.len(),
-            pruned = report.pruned.len(),
-            unchanged = report.unchanged,
-            "sync done"
+#[cfg(test)]
+mod tests {
+    use flux_core::manifest::SkipReason;
+
+    use super::*;
+
+    #[test]
+    fn skipped_files_are_one_line_each() {
+        let skipped = [
+            Skipped { path: ".github/".into(), line: None, reason: SkipReason::HiddenDirectory },
+            Skipped { path: "dash.json".into(), line: Some(1), reason: SkipReason::NotAnObject },
+        ];
+        let mut out = String::new();
+        skipped_text(&mut out, &skipped);
+        assert_eq!(
+            out,
+            "  skipped .github/: a hidden directory\n  skipped dash.json:1: not a Kubernetes object (no apiVersion and no kind)\n"
         );
-    } else {
-        tracing::error!(revision = report.revision.short(), failed, errors = report.errors.len(), "sync FAILED");
-        for e in &report.errors {
-            tracing::error!(error = %e.message, "sync error");
-        }
     }
 }

@@ -1,7 +1,8 @@
 //! The quickstart: on a machine with no cluster, brings up real local servers (kube-apiserver +
-//! etcd from flux-testenv, a git repository with a small app, docker-registry when installed),
-//! runs `fluxd` against them and narrates: the sync, a new tag pushed, the automation commit
-//! (as a diff), the cluster updated. Nothing is simulated.
+//! etcd from flux-testenv, a git repository with a small app, docker-registry), installing what
+//! is missing (Debian's docker-registry and skopeo; kube-apiserver built once), runs `fluxd`
+//! against them and narrates: the sync, a new tag pushed, the automation commit (as a diff), the
+//! cluster updated, a lock and a refused release. Nothing is simulated.
 //!
 //! ```sh
 //! cargo run -p examples --example quickstart
@@ -70,9 +71,16 @@ fn with_kube_assets() -> Result<Option<ExitCode>, String> {
     if flux_testenv::kube_assets().is_some() {
         return Ok(None);
     }
-    say("Preparing kube-apiserver and etcd (scripts/kube-assets.sh; the first time takes minutes)");
+    say(
+        "Preparing kube-apiserver and etcd (scripts/kube-assets.sh: the first time it builds kube-apiserver, about 5 minutes on 2 cores)",
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kube-assets.sh");
-    let out = Command::new(&script).output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let child = Command::new(&script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let out = with_progress(child, &kube_assets_log())?;
     if !out.status.success() {
         return Err(format!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr)));
     }
@@ -80,6 +88,69 @@ fn with_kube_assets() -> Result<Option<ExitCode>, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let status = Command::new(me).env("KUBEBUILDER_ASSETS", &dir).status().map_err(|e| e.to_string())?;
     Ok(Some(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE }))
+}
+
+/// Where scripts/kube-assets.sh writes its build log.
+fn kube_assets_log() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_default();
+    cache.join("kube-assets/v1.20.2-reflect2-1.0.2/build.log")
+}
+
+/// Waits for `child`, printing every 15 s how long it has run and the last line of `log` (what
+/// the build is doing), so a long step is never silent.
+fn with_progress(child: std::process::Child, log: &Path) -> Result<std::process::Output, String> {
+    let started = std::time::Instant::now();
+    let (done, wait) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done.send(());
+        out
+    });
+    while wait.recv_timeout(Duration::from_secs(15)).is_err() {
+        let last = std::fs::read_to_string(log)
+            .ok()
+            .and_then(|l| l.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned));
+        let mut doing = last.unwrap_or_else(|| "starting".into());
+        doing.truncate(100);
+        println!("    ... {}s: {doing}", started.elapsed().as_secs());
+    }
+    waiter.join().map_err(|_| "the progress thread failed".to_owned())?.map_err(|e| e.to_string())
+}
+
+/// Installs the Debian packages that provide `programs` (program, package) when some are
+/// missing: as root with apt-get, showing apt's progress. Refuses to without root.
+fn ensure_installed(programs: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> =
+        programs.iter().filter(|(program, _)| find_program(program).is_none()).map(|(_, package)| *package).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        return Err(format!("{} missing: run as root, or `apt-get install {}`", missing.join(", "), missing.join(" ")));
+    }
+    say(&format!("Installing {} (apt-get)", missing.join(", ")));
+    for args in
+        [vec!["update", "-q"], [vec!["install", "-y", "-q", "--no-install-recommends"], missing.clone()].concat()]
+    {
+        let status = Command::new("apt-get")
+            .args(&args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if !status.success() {
+            return Err(format!("apt-get {} failed", args.join(" ")));
+        }
+    }
+    Ok(())
+}
+
+/// A command's output, each line indented under the narration.
+fn indent(output: &[u8]) -> String {
+    String::from_utf8_lossy(output).lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
 async fn api(url: &str, path: &str) -> Option<Value> {
@@ -125,24 +196,16 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let fluxd = sibling("fluxd")?;
+    let fluxctl_bin = sibling("fluxctl")?;
     say("Starting a real Kubernetes API server (etcd + kube-apiserver on loopback)");
     let kube = KubeApiServer::start().ok_or("kube-apiserver could not start")?;
     println!("    {}", kube.url());
 
-    let registry = if find_program("docker-registry").is_some() {
-        say("Starting a local registry (docker-registry) and pushing hello:1.0.0");
-        let registry = TestRegistry::start().ok_or("docker-registry could not start")?;
-        let image = format!("{}/demo/hello:1.0.0", registry.host());
-        registry.pusher().push_image(&image, Some("2024-01-01T00:00:00Z")).await.map_err(|e| e.to_string())?;
-        Some(registry)
-    } else {
-        say("docker-registry is not installed: no registry, so no automation (apt-get install docker-registry)");
-        None
-    };
-    let image = match &registry {
-        Some(r) => format!("{}/demo/hello:1.0.0", r.host()),
-        None => "nginx:1.25.0".to_owned(),
-    };
+    ensure_installed(&[("docker-registry", "docker-registry"), ("skopeo", "skopeo")])?;
+    say("Starting a local registry (docker-registry) and pushing hello:1.0.0");
+    let registry = TestRegistry::start().ok_or("docker-registry could not start")?;
+    let image = format!("{}/demo/hello:1.0.0", registry.host());
+    registry.pusher().push_image(&image, Some("2024-01-01T00:00:00Z")).await.map_err(|e| e.to_string())?;
 
     say("Creating a git repository with a small app (namespace, deployment, service)");
     let repo = BareRepo::new().ok_or("git is not installed")?;
@@ -162,6 +225,7 @@ async fn run() -> Result<(), String> {
     let url = format!("http://127.0.0.1:{port}");
     let mut args = vec![
         format!("--git-url={}", repo.file_url()),
+        "--git-branch=main".to_owned(),
         "--git-path=deploy".to_owned(),
         format!("--kubeconfig={}", kube.kubeconfig(ADMIN).display()),
         format!("--listen=127.0.0.1:{port}"),
@@ -170,10 +234,7 @@ async fn run() -> Result<(), String> {
         "--automation-interval=1h".to_owned(),
         "--sync-garbage-collection".to_owned(),
     ];
-    match &registry {
-        Some(r) => args.push(format!("--registry-insecure-host={}", r.host())),
-        None => args.push("--registry-disable-scanning".to_owned()),
-    }
+    args.push(format!("--registry-insecure-host={}", registry.host()));
     println!("    fluxd {}", args.join(" "));
     let child = Command::new(&fluxd)
         .args(&args)
@@ -196,10 +257,6 @@ async fn run() -> Result<(), String> {
     wait_for("the app to run", async || running_image(&url).await.is_some()).await?;
     println!("    the cluster runs {}", running_image(&url).await.unwrap_or_default());
 
-    let Some(registry) = registry else {
-        say("Done (without a registry there is no automation to show)");
-        return Ok(());
-    };
     say("A new tag is pushed: hello:1.1.0 (and 2.0.0, which the filter semver:~1 leaves out)");
     let pusher = registry.pusher();
     for (tag, created) in [("1.1.0", "2024-02-01T00:00:00Z"), ("2.0.0", "2024-03-01T00:00:00Z")] {
@@ -227,6 +284,24 @@ async fn run() -> Result<(), String> {
     wait_for("the cluster to run 1.1.0", async || running_image(&url).await.as_deref() == Some(wanted.as_str()))
         .await?;
     println!("    the cluster runs {wanted}");
+
+    say("A lock: fluxctl lock, then a release to the locked workload is refused");
+    let fluxctl =
+        |args: &[&str]| Command::new(&fluxctl_bin).args(args).env("FLUX_URL", &url).env("FLUX_TOKEN", TOKEN).output();
+    let id = "quickstart:deployment/hello";
+    let locked = fluxctl(&["lock", "--workload", id, "--message", "frozen for the demo"]).map_err(|e| e.to_string())?;
+    println!("    $ fluxctl lock --workload {id} --message 'frozen for the demo'\n{}", indent(&locked.stdout));
+    if !locked.status.success() {
+        return Err(format!("fluxctl lock failed: {}", String::from_utf8_lossy(&locked.stderr).trim()));
+    }
+    let newer = format!("{}/demo/hello:1.2.0", registry.host());
+    pusher.push_image(&newer, Some("2024-04-01T00:00:00Z")).await.map_err(|e| e.to_string())?;
+    let refused = fluxctl(&["release", "--workload", id, "--update-image", &newer]).map_err(|e| e.to_string())?;
+    println!("    $ fluxctl release --workload {id} --update-image {newer}\n{}", indent(&refused.stderr));
+    if refused.status.success() || !String::from_utf8_lossy(&refused.stderr).contains("locked") {
+        return Err("the release to a locked workload was not refused".into());
+    }
+    println!("    (exit status {}; the cluster still runs {wanted})", refused.status.code().unwrap_or(-1));
     say("Done: git -> cluster and registry -> git, all real. Everything is stopped and removed now.");
     Ok(())
 }

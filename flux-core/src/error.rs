@@ -5,10 +5,15 @@
 //! [`Error::Transient`] are retried later, everything else is reported.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A boxed error kept as the cause of an [`Error`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The cause behind an [`Error`], shared: errors are cloneable (a report or a job keeps one and
+/// hands out copies) without losing what caused them.
+pub type SharedError = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The result type of every port.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,7 +51,11 @@ impl fmt::Display for Location {
 /// Everything that can go wrong behind a port, by what the caller can do about it.
 ///
 /// Messages never carry credentials: adapters redact them before building an error.
-#[derive(Debug, thiserror::Error)]
+///
+/// It is cloneable (its causes are shared) and serialisable as `{"kind", ...its fields}` (kinds in
+/// snake case; a cause is written into the message, as text), so reports and job results keep
+/// the kind and location up to the API.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The thing asked for does not exist (a revision, a file, a tag, an object).
@@ -88,7 +97,7 @@ pub enum Error {
         message: String,
         /// The underlying error.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
     /// Anything else.
     #[error("{message}")]
@@ -97,7 +106,7 @@ pub enum Error {
         message: String,
         /// The underlying error.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
 }
 
@@ -134,7 +143,7 @@ impl Error {
 
     /// [`Error::Other`] with `message` and `source` as its cause.
     pub fn other_with(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Error::Other { message: message.into(), source: Some(source.into()) }
+        Error::Other { message: message.into(), source: Some(Arc::from(source.into())) }
     }
 
     /// Whether the same call may succeed if made again later, unchanged
@@ -152,6 +161,98 @@ impl Error {
     /// Whether this is [`Error::Conflict`].
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. })
+    }
+}
+
+impl Error {
+    /// The same error, its message prefixed with `context` (`listing tags of x: ...`); the kind,
+    /// location and cause are kept.
+    pub fn context(self, context: impl fmt::Display) -> Self {
+        let prefix = |message: String| format!("{context}: {message}");
+        match self {
+            Error::NotFound { what } => Error::NotFound { what: prefix(what) },
+            Error::Conflict { message } => Error::Conflict { message: prefix(message) },
+            Error::Unauthorized { message } => Error::Unauthorized { message: prefix(message) },
+            Error::InvalidInput { location, message } => Error::InvalidInput { location, message: prefix(message) },
+            Error::Transient { message, source } => Error::Transient { message: prefix(message), source },
+            Error::Other { message, source } => Error::Other { message: prefix(message), source },
+            Error::RateLimited { retry_after } => {
+                let message = prefix(Error::RateLimited { retry_after }.to_string());
+                Error::Transient { message, source: None }
+            }
+        }
+    }
+
+    /// The kind, in snake case: `not_found`, `conflict`, `unauthorized`, `rate_limited`,
+    /// `invalid_input`, `transient`, `other`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "not_found",
+            Error::Conflict { .. } => "conflict",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::Transient { .. } => "transient",
+            Error::Other { .. } => "other",
+        }
+    }
+}
+
+/// The serialised form of an [`Error`].
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum ErrorRepr {
+    NotFound { what: String },
+    Conflict { message: String },
+    Unauthorized { message: String },
+    RateLimited { retry_after_ms: Option<u64> },
+    InvalidInput { location: Location, message: String },
+    Transient { message: String },
+    Other { message: String },
+}
+
+/// `message`, then its cause's text (a serialised error keeps the cause as text only).
+fn with_cause(message: &str, source: Option<&SharedError>) -> String {
+    match source {
+        Some(source) => format!("{message}: {source}"),
+        None => message.to_owned(),
+    }
+}
+
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let repr = match self {
+            Error::NotFound { what } => ErrorRepr::NotFound { what: what.clone() },
+            Error::Conflict { message } => ErrorRepr::Conflict { message: message.clone() },
+            Error::Unauthorized { message } => ErrorRepr::Unauthorized { message: message.clone() },
+            Error::RateLimited { retry_after } => ErrorRepr::RateLimited {
+                retry_after_ms: retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            },
+            Error::InvalidInput { location, message } => {
+                ErrorRepr::InvalidInput { location: location.clone(), message: message.clone() }
+            }
+            Error::Transient { message, source } => {
+                ErrorRepr::Transient { message: with_cause(message, source.as_ref()) }
+            }
+            Error::Other { message, source } => ErrorRepr::Other { message: with_cause(message, source.as_ref()) },
+        };
+        repr.serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Error {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        Ok(match ErrorRepr::deserialize(deserializer)? {
+            ErrorRepr::NotFound { what } => Error::NotFound { what },
+            ErrorRepr::Conflict { message } => Error::Conflict { message },
+            ErrorRepr::Unauthorized { message } => Error::Unauthorized { message },
+            ErrorRepr::RateLimited { retry_after_ms } => {
+                Error::RateLimited { retry_after: retry_after_ms.map(Duration::from_millis) }
+            }
+            ErrorRepr::InvalidInput { location, message } => Error::InvalidInput { location, message },
+            ErrorRepr::Transient { message } => Error::Transient { message, source: None },
+            ErrorRepr::Other { message } => Error::Other { message, source: None },
+        })
     }
 }
 
@@ -174,5 +275,24 @@ mod tests {
             Error::RateLimited { retry_after: Some(Duration::from_secs(3)) }.to_string(),
             "rate limited, retry after 3s"
         );
+    }
+
+    #[test]
+    fn errors_clone_and_serialise_with_their_kind_and_location() {
+        let invalid = Error::invalid(Location::line("apps/web.yaml", 12), "missing kind").context("reading rev 1a2b");
+        assert_eq!(invalid.to_string(), "apps/web.yaml:12: reading rev 1a2b: missing kind");
+        let json = serde_json::to_value(&invalid).unwrap();
+        assert_eq!(json["kind"], "invalid_input");
+        assert_eq!(json["location"]["line"], 12);
+        let back: Error = serde_json::from_value(json).unwrap();
+        assert!(matches!(&back, Error::InvalidInput { location, .. } if location.line == Some(12)));
+        let caused = Error::other_with("cannot apply", std::io::Error::other("reset by peer"));
+        let copy = caused.clone();
+        assert!(std::error::Error::source(&copy).is_some(), "the cause is shared, not lost");
+        let back: Error = serde_json::from_value(serde_json::to_value(&copy).unwrap()).unwrap();
+        assert_eq!(back.to_string(), "cannot apply: reset by peer");
+        let limited: Error = serde_json::from_str(r#"{"kind":"rate_limited","retry_after_ms":3000}"#).unwrap();
+        assert!(limited.is_retryable());
+        assert_eq!(Error::not_found("tag x").context("listing").kind(), "not_found");
     }
 }

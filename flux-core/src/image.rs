@@ -235,10 +235,14 @@ impl FromStr for ImageRef {
         if path.is_empty() || !path.split('/').all(is_path_component) {
             return Err(bad("path components must be lower-case letters, digits and separators (. _ __ -)"));
         }
-        if path.len() > 255 {
-            return Err(bad("repository name longer than 255 characters"));
+        let image = ImageRef { domain, path: path.to_owned(), tag: tag.map(str::to_owned), digest };
+        // Docker's limit is on the normalised name (`docker.io/library/…`), so that every
+        // repository of a valid reference is itself valid.
+        let repository = image.repository();
+        if repository.registry.len() + 1 + repository.path.len() > 255 {
+            return Err(bad("repository name longer than 255 characters (with its registry, normalised)"));
         }
-        Ok(ImageRef { domain, path: path.to_owned(), tag: tag.map(str::to_owned), digest })
+        Ok(image)
     }
 }
 

@@ -56,6 +56,11 @@ const BUILTIN: &[(&str, &str, Scope)] = {
     ]
 };
 
+/// The API groups whose `HelmRelease` objects are workloads, their images in `spec.values`:
+/// Flux v1's Helm Operator (`helm.fluxcd.io`, and the older `flux.weave.works` that Flux v1
+/// still listed), and Flux v2's helm-controller.
+pub const HELM_RELEASE_GROUPS: [&str; 3] = ["helm.fluxcd.io", "flux.weave.works", "helm.toolkit.fluxcd.io"];
+
 /// The scope of a built-in kind (`group` as in `apiVersion`, empty for core), or `None` for a
 /// kind that is not built in (a custom resource: ask its CustomResourceDefinition).
 pub fn builtin_scope(group: &str, kind: &str) -> Option<Scope> {

@@ -48,10 +48,11 @@
 
 pub mod automation;
 pub mod cluster;
+pub mod diff;
 pub mod error;
 pub mod generate;
+pub mod health;
 pub mod image;
-pub mod jobs;
 pub mod kinds;
 pub mod manifest;
 pub mod memory;
@@ -72,14 +73,14 @@ pub(crate) fn memory_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'
 }
 
 pub use cluster::{
-    ApplyOutcome, ApplyResult, Cluster, Container, DeleteOutcome, DeleteResult, ManagedObject, ObjectRef, SyncIdentity,
-    Workload, WorkloadStatus, WriteOptions,
+    ApplyOutcome, ApplyResult, Cluster, Container, DeleteOutcome, DeleteResult, LiveObject, Lookup, ManagedObject,
+    ObjectMetadata, ObjectRef, SyncIdentity, Workload, WorkloadStatus, WriteOptions,
 };
-pub use error::{Error, Location, Result};
+pub use error::{Error, Location, Result, SharedError};
 pub use image::{ImageRef, ImageRepo};
 pub use object::KubeObject;
 pub use policy::{ChangeCause, Lock, Policies, PolicyChange, PolicyDiff, PolicyStore, PolicyUpdate, TagFilter};
-pub use registry::{ImageInfo, Platform, Registry};
+pub use registry::{ImageInfo, Platform, Registry, RegistryView, WorkloadRegistries};
 pub use resource::ResourceId;
 pub use source::{Author, CommitRequest, FileChange, Revision, Source, SourceFile};
 

@@ -1,6 +1,7 @@
 //! Kubernetes objects as the engines see them: any kind, kept as JSON.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -13,10 +14,14 @@ use crate::resource::ResourceId;
 /// be non-empty strings on construction, and the id is fixed then: labels and annotations may
 /// change afterwards, the identity may not. An object with no `metadata.namespace` is taken as
 /// cluster-scoped; readers of manifests fill in the default namespace for namespaced kinds first.
+///
+/// Clones share the body until one of them changes it (copy on write): the generator's cache,
+/// the sync engine's desired objects and the automation engine's revision hold one copy of a
+/// revision's objects between them, not one each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KubeObject {
     id: ResourceId,
-    body: Map<String, Value>,
+    body: Arc<Map<String, Value>>,
     origin: Option<Location>,
 }
 
@@ -44,7 +49,7 @@ impl KubeObject {
             Some(_) => return Err(Error::invalid(at(), "metadata.namespace must be a non-empty string")),
         };
         let id = ResourceId::new(namespace, &kind, &name);
-        Ok(KubeObject { id, body, origin })
+        Ok(KubeObject { id, body: Arc::new(body), origin })
     }
 
     /// The same object, said to come from `origin` (for generators, whose output is read from
@@ -96,7 +101,7 @@ impl KubeObject {
 
     /// The whole object, as an owned JSON value.
     pub fn to_value(&self) -> Value {
-        Value::Object(self.body.clone())
+        Value::Object(Map::clone(&self.body))
     }
 
     /// The value at a path of keys, e.g. `["spec", "replicas"]`.
@@ -149,7 +154,7 @@ impl KubeObject {
     }
 
     fn metadata_map(&mut self, field: &str) -> &mut Map<String, Value> {
-        let metadata = object_entry(&mut self.body, "metadata");
+        let metadata = object_entry(Arc::make_mut(&mut self.body), "metadata");
         object_entry(metadata, field)
     }
 }
@@ -217,5 +222,23 @@ mod tests {
         assert_eq!(o.annotations().get("fluxcd.io/sync-checksum").map(String::as_str), Some("abc"));
         assert_eq!(o.remove_annotation("fluxcd.io/sync-checksum").as_deref(), Some("abc"));
         assert!(o.annotations().is_empty());
+    }
+
+    #[test]
+    fn clones_share_the_body_until_one_changes() {
+        let original = KubeObject::from_value(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1"}}}),
+            None,
+        )
+        .unwrap();
+        let mut copy = original.clone();
+        assert!(std::ptr::eq(original.body(), copy.body()), "a clone copies no body");
+        copy.set_label("a", "2");
+        copy.set_annotation("fluxcd.io/sync-checksum", "abc");
+        assert!(!std::ptr::eq(original.body(), copy.body()));
+        assert_eq!((original.label("a"), copy.label("a")), (Some("1"), Some("2")));
+        assert!(original.annotations().is_empty(), "the original is as it was");
+        assert_eq!(original.to_value()["metadata"]["labels"], json!({"a": "1"}));
+        assert_ne!(original, copy);
     }
 }

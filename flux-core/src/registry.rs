@@ -1,11 +1,15 @@
 //! The `Registry` port: image repositories, their tags and image metadata.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::image::{ImageRef, ImageRepo};
+use crate::object::KubeObject;
+use crate::resource::ResourceId;
 
 /// An OS and architecture (and variant), as in an OCI image index.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -93,4 +97,42 @@ pub trait Registry: Send + Sync {
 
     /// Digest, created time and platforms of one image.
     async fn image_info(&self, image: &ImageRef) -> Result<ImageInfo>;
+}
+
+/// How one workload's images are scanned when that differs from the automation engine's own
+/// registry: typically with the workload's image pull secrets.
+#[derive(Clone)]
+pub struct RegistryView {
+    /// The registry to ask about the workload's repositories on the hosts in `identities`.
+    pub registry: Arc<dyn Registry>,
+    /// Each host this view has credentials of its own for, with an identity of them: not the
+    /// secret (a salted fingerprint, say), equal exactly when the credentials are. Workloads
+    /// whose views have the same identity for a host share the scan of its repositories;
+    /// repositories on other hosts are scanned with the engine's registry.
+    pub identities: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for RegistryView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryView").field("identities", &self.identities).finish_non_exhaustive()
+    }
+}
+
+/// Chooses the registry each workload's images are scanned with (see
+/// [`AutomationEngine::with_workload_registries`](crate::automation::AutomationEngine::with_workload_registries)).
+///
+/// # Contract
+///
+/// - Asked once per automation pass, image listing or release, about the workloads it scans,
+///   so credentials that changed since are used from the next pass on.
+/// - Returns a view only for workloads that need one; a workload left out is scanned with the
+///   engine's registry. It never fails as a whole: a workload whose credentials cannot be read
+///   is left out (and the implementation says so in its log), and then meets the registry's own
+///   answer, such as `Unauthorized` for that image only.
+/// - Results fetched through one view are never served to a workload whose view has another
+///   identity for that host (the scan keys them apart; a caching registry must too).
+#[async_trait]
+pub trait WorkloadRegistries: Send + Sync {
+    /// The views of `workloads`, each as the revision being automated defines it.
+    async fn views(&self, workloads: &[&KubeObject]) -> BTreeMap<ResourceId, RegistryView>;
 }

@@ -3,7 +3,7 @@
 // Test helpers outside #[test] functions unwrap too: a failure is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use flux_core::manifest::{ContainerLocator, ManifestOptions, read_manifests, workloads};
+use flux_core::manifest::{ContainerLocator, ManifestOptions, read_manifests, workloads, workloads_with_errors};
 use flux_core::policy::Ignore;
 use flux_core::{Lock, SourceFile};
 
@@ -147,5 +147,34 @@ fn jobs_and_pods_are_workloads() {
             "default:pod/solo wait (init) busybox",
             "default:pod/solo main nginx@sha256:4cb2b9019f1757be8482419002cb7afe028fdba35d47958829e4cfeaf6246d80",
         ]
+    );
+}
+
+#[test]
+fn each_workload_carries_its_own_errors_and_hides_no_other() {
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: good}\nspec:\n  template:\n    spec:\n      containers: [{name: app, image: 'nginx:1.25'}]\n---\napiVersion: helm.fluxcd.io/v1\nkind: HelmRelease\nmetadata:\n  name: chart\n  annotations:\n    tag.fluxcd.io/app: app.tag\nspec:\n  values: {app: {tag: '1.0'}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - {name: ok, image: busybox}\n    - {name: side, image: 'Team/App:1.0'}\n";
+    let manifests = read_manifests(&[file("apps/w.yaml", text)], &ManifestOptions::default()).unwrap();
+    assert_eq!(workloads(&manifests).unwrap_err().len(), 2, "the strict reading still refuses them");
+    let ws = workloads_with_errors(&manifests);
+    let ids: Vec<String> = ws.iter().map(|w| w.id.to_string()).collect();
+    assert_eq!(ids, ["default:deployment/good", "default:helmrelease/chart", "default:pod/p"]);
+    assert!(ws[0].is_valid());
+
+    let helm = &ws[1].errors;
+    assert_eq!(helm.len(), 1);
+    assert_eq!(helm[0].container.as_deref(), Some("app"));
+    assert!(
+        helm[0].to_string().starts_with("apps/w.yaml:9: default:helmrelease/chart: annotation tag.fluxcd.io/app: "),
+        "{}",
+        helm[0]
+    );
+
+    let pod = &ws[2];
+    assert_eq!(pod.containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["ok"], "the readable one is kept");
+    let side = &pod.errors[0];
+    assert_eq!((side.container.as_deref(), side.value.as_deref()), (Some("side"), Some("Team/App:1.0")));
+    assert!(
+        side.to_string().starts_with("apps/w.yaml:18: default:pod/p: container side: invalid image reference"),
+        "{side}"
     );
 }

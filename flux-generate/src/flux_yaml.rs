@@ -27,6 +27,12 @@ use serde_saphyr::Spanned;
 /// The name Flux v1 looks for, in the sync path and each of its parents.
 pub const FILE_NAME: &str = ".flux.yaml";
 
+/// The largest `.flux.yaml` read (1 MiB); a real one is a few lines.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// The most YAML events aliases may replay in a `.flux.yaml`, against alias bombs.
+const MAX_ALIAS_EVENTS: usize = 10_000;
+
 /// A parsed and checked `.flux.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FluxYaml {
@@ -138,12 +144,19 @@ fn line_of<T>(spanned: &Spanned<T>) -> usize {
 /// Parses and checks the `.flux.yaml` at `file` (a repository path, named in errors).
 ///
 /// # Errors
-/// [`Error::InvalidInput`] at `file` and the line at fault when the YAML is invalid, a key is
+/// [`Error::InvalidInput`] at `file` and the line at fault when the file is over [`MAX_FILE_BYTES`],
+/// the YAML is invalid (aliases replaying more than 10,000 events included), a key is
 /// unknown, `version` is not 1, not exactly one of `commandUpdated`, `patchUpdated` and
 /// `scanForFiles` is given, there are no generators, a command is empty, an updater has no
 /// command, or `patchFile` is missing, absolute or leaves the directory.
 pub fn parse_flux_yaml(file: &str, text: &str) -> Result<FluxYaml> {
     let at = |line: usize| Location::line(file, line);
+    if text.len() > MAX_FILE_BYTES {
+        return Err(Error::invalid(
+            Location::file(file),
+            format!("the file is {} bytes, over the limit of {MAX_FILE_BYTES} bytes", text.len()),
+        ));
+    }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let raw: Option<RawFile> =
         serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| yaml_error(file, &e))?;
@@ -264,6 +277,7 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
 fn yaml_options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
+    options.alias_limits.max_total_replayed_events = MAX_ALIAS_EVENTS;
     options
 }
 

@@ -1,6 +1,6 @@
 //! [`RepoGenerator`]: plain manifests, Kustomize apps and `.flux.yaml` paths, as one generator.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,15 +9,17 @@ use async_trait::async_trait;
 use flux_core::generate::{
     Generated, Generator, ManifestGenerator, Snapshot, Updated, WorkloadEdit, update_manifest_files,
 };
-use flux_core::manifest::{ManifestOptions, read_manifests, workloads_of_objects};
+use flux_core::manifest::{ManifestOptions, Skipped, read_manifests, workloads_of_objects};
 use flux_core::source::{FileChange, Revision, SourceFile, path_is_under};
 use flux_core::{Error, KubeObject, Location, ResourceId, Result};
 
 use crate::checkout::Checkout;
 use crate::command::{CommandRunner, ShellCommand};
 use crate::flux_yaml::{ConfigCommand, FluxYamlConfig};
+use crate::git_secret::{GitSecret, overlay};
 use crate::kustomize::Kustomize;
 use crate::layout::{FluxYamlUnit, KustomizeRoot, Layout, app_directories, join, kustomizations, layout};
+use crate::sops::{Sops, is_sops_file};
 use crate::{command_updated, kustomize_edit, patch_updated};
 
 /// How a [`RepoGenerator`] makes objects.
@@ -37,6 +39,15 @@ pub struct GenerateConfig {
     pub timeout: Duration,
     /// Runs the commands.
     pub runner: CommandRunner,
+    /// Decrypt SOPS-encrypted plain manifests (Flux v1's `--sops`) this way; `None` (the
+    /// default): a plain manifest with a top-level `sops:` block is an error, never applied as
+    /// ciphertext. Kustomize apps and `.flux.yaml` output are not decrypted (as in Flux v1);
+    /// an object with SOPS metadata among their output is an error.
+    pub sops: Option<Sops>,
+    /// Reveal files hidden with git-secret (Flux v1's `--git-secret`) this way, and read them
+    /// as if they were in the revision; `None` (the default): `*.secret` files are not read.
+    /// A reveal that fails makes the revision unusable. Edits never go into a revealed file.
+    pub git_secret: Option<GitSecret>,
 }
 
 impl Default for GenerateConfig {
@@ -47,6 +58,8 @@ impl Default for GenerateConfig {
             kustomize_command: None,
             timeout: Duration::from_secs(60),
             runner: CommandRunner::default(),
+            sops: None,
+            git_secret: None,
         }
     }
 }
@@ -71,11 +84,20 @@ struct Provenance {
     units: BTreeMap<ResourceId, Unit>,
     /// The objects of each `patchUpdated` path before its patch file was applied.
     unpatched: BTreeMap<usize, Vec<KubeObject>>,
+    /// What was not read as objects.
+    skipped: Vec<Skipped>,
+    /// The plain files that were SOPS-encrypted: never edited.
+    encrypted: BTreeSet<String>,
+    /// The files git-secret revealed (not in git): never edited.
+    revealed: BTreeSet<String>,
 }
 
 /// The generator for a repository as Flux v1 (and Flux v2's kustomize support) understood it:
 /// plain manifests, Kustomize apps built with `kustomize`, and, with manifest generation on,
 /// paths governed by a `.flux.yaml` (`commandUpdated`, `patchUpdated`, `scanForFiles`).
+/// Among plain files, what is not Kubernetes objects (hidden directories, Helm charts,
+/// documents with neither `apiVersion` nor `kind`) is skipped and listed in
+/// [`Generated::skipped`], as Flux v1 skipped it; a Helm chart inside a Kustomize app is the app's.
 ///
 /// Edits go where each workload came from: a plain manifest is edited in place; a Kustomize
 /// app's image is set in the app's own `images:` entry for it (else in the Flux v2
@@ -159,6 +181,16 @@ impl RepoGenerator {
                 format!("{what} printed no objects; refusing to treat that as \"delete everything\""),
             ));
         }
+        if let Some(m) = manifests.iter().find(|m| m.object.body().contains_key("sops")) {
+            return Err(Error::invalid(
+                Location::file(origin),
+                format!(
+                    "{what} printed {} with SOPS metadata (a top-level sops: block): SOPS files are decrypted \
+                     only as plain manifests, not inside Kustomize apps or .flux.yaml output",
+                    m.id()
+                ),
+            ));
+        }
         Ok(manifests.into_iter().map(|m| m.object.with_origin(Some(Location::file(origin)))).collect())
     }
 
@@ -216,15 +248,33 @@ impl RepoGenerator {
 
     /// Generates, and records where each object came from.
     async fn generate_with_provenance(&self, snapshot: &Snapshot) -> (Generated, Provenance) {
-        let (layout, mut errors) = layout(snapshot, self.config.manifest_generation).await;
+        let mut errors = Vec::new();
+        let revealed = match &self.config.git_secret {
+            Some(git_secret) => match git_secret.reveal(snapshot, &self.config.runner, self.config.timeout).await {
+                Ok(files) => files,
+                Err(e) => {
+                    errors.push(e);
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let (layout, layout_errors) = layout(snapshot, &revealed, self.config.manifest_generation).await;
+        errors.extend(layout_errors);
         let mut units = BTreeMap::new();
         let mut unpatched = BTreeMap::new();
-        let plain = self.plain.read(&layout.plain);
+        let (files, encrypted) = self.decrypt_plain(&layout.plain, &mut errors).await;
+        let mut plain = self.plain.read(&files);
+        relocate_decrypted(&mut plain, &encrypted);
         errors.extend(plain.errors);
+        let mut skipped = layout.skipped.clone();
+        skipped.extend(plain.skipped);
+        skipped.sort();
         let mut objects = Vec::new();
         record(&mut units, &mut objects, Unit::Plain, plain.objects);
         if !layout.kustomize.is_empty() || !layout.flux_yaml.is_empty() {
             let files = snapshot.all_files().await;
+            let files = files.map(|files| overlay(&files, &revealed));
             match files.and_then(|files| Checkout::new(&self.checkout_files(&layout, &files))) {
                 Ok(checkout) => {
                     for (i, root) in layout.kustomize.iter().enumerate() {
@@ -253,8 +303,49 @@ impl RepoGenerator {
             layout,
             units,
             unpatched,
+            skipped: skipped.clone(),
+            encrypted,
+            revealed: revealed.into_iter().map(|f| f.path).collect(),
         };
-        (Generated { objects, errors }, provenance)
+        (Generated { objects, errors, skipped }, provenance)
+    }
+
+    /// The plain files with SOPS files decrypted (with `sops` configured), and the paths of
+    /// those. A SOPS file that cannot be decrypted, or any SOPS file without `sops`
+    /// configured, is an error and left out: the revision is unusable.
+    async fn decrypt_plain(
+        &self,
+        files: &[SourceFile],
+        errors: &mut Vec<Error>,
+    ) -> (Vec<SourceFile>, BTreeSet<String>) {
+        let mut out = Vec::with_capacity(files.len());
+        let mut encrypted = BTreeSet::new();
+        for file in files {
+            let Some(sops) = &self.config.sops else {
+                if is_sops_file(&file.path, &file.content) {
+                    errors.push(Error::invalid(
+                        Location::file(&file.path),
+                        "this file is SOPS-encrypted (it has a top-level sops: block) and SOPS decryption is \
+                         off (fluxd --sops); refusing to apply ciphertext",
+                    ));
+                } else {
+                    out.push(file.clone());
+                }
+                continue;
+            };
+            match sops.decrypt(&file.path, &file.content, self.config.timeout).await {
+                Ok(None) => out.push(file.clone()),
+                Ok(Some(plaintext)) => {
+                    encrypted.insert(file.path.clone());
+                    out.push(SourceFile { path: file.path.clone(), content: plaintext.into_bytes() });
+                }
+                Err(e) => {
+                    encrypted.insert(file.path.clone());
+                    errors.push(e);
+                }
+            }
+        }
+        (out, encrypted)
     }
 
     /// Where the objects of `snapshot` came from: from the last generation when it was this
@@ -279,6 +370,65 @@ impl RepoGenerator {
     }
 }
 
+/// Objects read from decrypted files name the file only (lines of the plaintext are no lines
+/// of the file), and so do errors about them.
+fn relocate_decrypted(generated: &mut Generated, encrypted: &BTreeSet<String>) {
+    if encrypted.is_empty() {
+        return;
+    }
+    for object in &mut generated.objects {
+        if let Some(file) = object.origin().map(|o| o.file.clone()).filter(|f| encrypted.contains(f)) {
+            *object = object.clone().with_origin(Some(Location::file(file)));
+        }
+    }
+    for error in &mut generated.errors {
+        if let Error::InvalidInput { location, message } = error
+            && encrypted.contains(&location.file)
+        {
+            *location = Location::file(location.file.clone());
+            if !message.starts_with("(decrypted) ") {
+                *message = format!("(decrypted) {message}");
+            }
+        }
+    }
+}
+
+/// The SOPS-encrypted file the edited workload was read from, if it was.
+fn encrypted_origin<'a>(provenance: &'a Provenance, objects: &[KubeObject], edit: &WorkloadEdit) -> Option<&'a str> {
+    let object = objects.iter().find(|o| o.id() == &edit.workload)?;
+    let file = &object.origin()?.file;
+    provenance.encrypted.get(file).map(String::as_str)
+}
+
+fn refuse_encrypted(file: &str, edit: &WorkloadEdit) -> Error {
+    Error::invalid(
+        Location::file(file),
+        format!(
+            "{} is defined in this SOPS-encrypted file; flux-rs never writes into encrypted files \
+             (the edit would break its MAC or put plaintext into git): change it with sops",
+            edit.workload
+        ),
+    )
+}
+
+/// The file revealed by git-secret the edited workload was read from, if it was.
+fn revealed_origin<'a>(provenance: &'a Provenance, objects: &[KubeObject], edit: &WorkloadEdit) -> Option<&'a str> {
+    let object = objects.iter().find(|o| o.id() == &edit.workload)?;
+    provenance.revealed.get(&object.origin()?.file).map(String::as_str)
+}
+
+fn refuse_revealed(file: &str, edit: &WorkloadEdit) -> Error {
+    Error::invalid(
+        Location::file(file),
+        format!(
+            "{} is defined in this file revealed by git-secret; it is not in git (only {file}{} is), so \
+             flux-rs cannot edit it: change it, then git secret hide and commit",
+            edit.workload,
+            crate::git_secret::SECRETS_EXTENSION
+        ),
+    )
+}
+
 /// Adds what `unit` made to `objects`, remembering where each came from.
 fn record(units: &mut BTreeMap<ResourceId, Unit>, objects: &mut Vec<KubeObject>, unit: Unit, made: Vec<KubeObject>) {
     units.extend(made.iter().map(|o| (o.id().clone(), unit)));
@@ -300,7 +450,11 @@ impl Generator for RepoGenerator {
     /// build and run nothing again.
     async fn generate(&self, snapshot: &Snapshot) -> Generated {
         if let Some(provenance) = self.cached(snapshot) {
-            return Generated { objects: provenance.objects.clone(), errors: Vec::new() };
+            return Generated {
+                objects: provenance.objects.clone(),
+                errors: Vec::new(),
+                skipped: provenance.skipped.clone(),
+            };
         }
         let (generated, provenance) = self.generate_with_provenance(snapshot).await;
         if generated.is_usable() {
@@ -325,7 +479,13 @@ impl Generator for RepoGenerator {
         for (i, edit) in edits.iter().enumerate() {
             match provenance.units.get(&edit.workload) {
                 Some(Unit::Kustomize(app)) => kustomize_edits.push((i, edit, &provenance.layout.kustomize[*app])),
-                Some(Unit::Plain) => by_unit.entry(None).or_default().push((i, edit)),
+                Some(Unit::Plain) => match encrypted_origin(&provenance, &generated.objects, edit) {
+                    Some(file) => updated.failed.push((i, refuse_encrypted(file, edit))),
+                    None => match revealed_origin(&provenance, &generated.objects, edit) {
+                        Some(file) => updated.failed.push((i, refuse_revealed(file, edit))),
+                        None => by_unit.entry(None).or_default().push((i, edit)),
+                    },
+                },
                 Some(Unit::FluxYaml(path)) => by_unit.entry(Some(*path)).or_default().push((i, edit)),
                 None => updated.failed.push((i, Error::not_found(format!("workload {}", edit.workload)))),
             }
@@ -379,5 +539,5 @@ fn merge(into: &mut Updated, part: Updated, indices: impl IntoIterator<Item = us
 
 /// The workloads among `objects`, to know where a container's image lives.
 pub(crate) fn workloads_of(objects: &[KubeObject]) -> Vec<flux_core::manifest::WorkloadManifest> {
-    workloads_of_objects(objects).unwrap_or_default()
+    workloads_of_objects(objects)
 }

@@ -9,7 +9,11 @@
 //!   that kills its whole process group, and capped output;
 //! - [`kustomize`]: `kustomize build` (or `kubectl kustomize`) of one directory;
 //! - [`flux_yaml`]: `.flux.yaml` files parsed and checked; [`updater`]: the environment its
-//!   updater commands get.
+//!   updater commands get;
+//! - [`sops`]: SOPS-encrypted manifests decrypted (natively for age keys, else by the `sops`
+//!   program) before they are read;
+//! - [`git_secret`]: files hidden with git-secret revealed (`git secret reveal -f`) and read
+//!   as if they were in the revision.
 //!
 //! Every error is a [`flux_core::Error`] naming the file, line or command at fault.
 //!
@@ -41,15 +45,19 @@ pub mod command;
 mod command_updated;
 pub mod flux_yaml;
 mod generator;
+pub mod git_secret;
 pub mod kustomize;
 mod kustomize_edit;
 mod layout;
 mod patch_updated;
+pub mod sops;
 pub mod updater;
 
 pub use checkout::Checkout;
 pub use command::{CommandRunner, Output, ShellCommand};
 pub use flux_yaml::{ConfigCommand, FluxYaml, FluxYamlConfig, Updater, parse_flux_yaml};
 pub use generator::{GenerateConfig, RepoGenerator};
+pub use git_secret::GitSecret;
 pub use kustomize::Kustomize;
+pub use sops::Sops;
 pub use updater::{UpdaterChange, updater_env};

@@ -46,7 +46,7 @@ fn failing_hanging_and_silent_generators_leave_the_cluster_untouched() {
             source.push_external(&[FileChange::write(".flux.yaml", generator_config(command))], command).expect("push");
             let report = engine.sync_head().await.expect("sync");
             assert!(!report.usable, "{command}: the revision is unusable");
-            let errors = report.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("\n");
+            let errors = report.errors.iter().map(|e| e.message()).collect::<Vec<_>>().join("\n");
             for part in expected {
                 assert!(errors.contains(part), "{command}: the error says {part:?}: {errors}");
             }

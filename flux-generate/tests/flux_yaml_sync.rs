@@ -102,8 +102,8 @@ fn command_updated_generates_releases_and_sets_policies_through_its_commands() {
 
         // An image release runs the containerImage updater with the workload in its environment.
         let config = AutomationConfig { paths: vec!["apps/web".into()], ..AutomationConfig::default() };
-        let automation = AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), config.clone())
-            .with_generator(generator.clone());
+        let automation =
+            AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), generator.clone(), config.clone());
         let web: ResourceId = "default:deployment/web".parse().expect("id");
         let result = automation
             .release(&release_spec("default:deployment/web", "registry.local/web:1.2.0"))
@@ -118,7 +118,7 @@ fn command_updated_generates_releases_and_sets_policies_through_its_commands() {
         assert_eq!(text(&source, "apps/web/policies.txt").await, "", "the policy updater did not run");
 
         // A policy change runs the policy updater; the generator then shows the policy.
-        let store = ManifestPolicyStore::new(Arc::new(source.clone()), config).with_generator(generator.clone());
+        let store = ManifestPolicyStore::new(Arc::new(source.clone()), generator.clone(), config);
         let update = PolicyUpdate { workload: web.clone(), changes: vec![PolicyChange::Automate] };
         store.update(&[update], &ChangeCause::default()).await.expect("automate");
         assert_eq!(text(&source, "apps/web/policies.txt").await, "automated=true\n");
@@ -155,8 +155,8 @@ fn patch_updated_keeps_releases_and_policies_in_its_patch_file() {
         assert_eq!(live_image(&cluster, "default:deployment/shop").await.as_deref(), Some("registry.local/web:1.0.0"));
 
         let config = AutomationConfig { paths: vec!["apps/shop".into()], ..AutomationConfig::default() };
-        let automation = AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), config.clone())
-            .with_generator(generator.clone());
+        let automation =
+            AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), generator.clone(), config.clone());
         let shop: ResourceId = "default:deployment/shop".parse().expect("id");
         automation
             .release(&release_spec("default:deployment/shop", "registry.local/web:1.1.0"))
@@ -166,7 +166,7 @@ fn patch_updated_keeps_releases_and_policies_in_its_patch_file() {
         assert!(patch.contains("image: registry.local/web:1.1.0"), "{patch}");
         assert_eq!(text(&source, "apps/shop/deployment.yaml").await, deployment, "the generated input is left alone");
 
-        let store = ManifestPolicyStore::new(Arc::new(source.clone()), config).with_generator(generator.clone());
+        let store = ManifestPolicyStore::new(Arc::new(source.clone()), generator.clone(), config);
         let lock = PolicyUpdate { workload: shop.clone(), changes: vec![PolicyChange::Lock(Default::default())] };
         store.update(&[lock], &ChangeCause::default()).await.expect("lock");
         let patch = text(&source, "apps/shop/flux-patch.yaml").await;

@@ -130,8 +130,12 @@ fn a_new_tag_reaches_a_helm_release_and_a_canary_target_through_git() {
             ..RegistryConfig::default()
         })
         .expect("a registry client");
-        let automation = AutomationEngine::new(Arc::new(source.clone()), Arc::new(oci), AutomationConfig::default())
-            .with_generator(generator.clone());
+        let automation = AutomationEngine::new(
+            Arc::new(source.clone()),
+            Arc::new(oci),
+            generator.clone(),
+            AutomationConfig::default(),
+        );
         let report = automation.automate().await.expect("automate");
         assert!(report.revision.is_some(), "{report:?}");
         assert_eq!(report.changes.len(), 2, "{report:?}");

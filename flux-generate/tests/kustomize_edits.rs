@@ -84,8 +84,7 @@ fn release(workload: &str) -> ReleaseSpec {
 
 /// An automation engine on `source` that sees Kustomize apps.
 fn automation(source: &MemorySource, generator: Arc<RepoGenerator>) -> AutomationEngine {
-    AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), AutomationConfig::default())
-        .with_generator(generator)
+    AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry()), generator, AutomationConfig::default())
 }
 
 #[test]
@@ -150,7 +149,7 @@ fn policies_of_a_kustomize_workload_go_into_a_patch_of_its_own_app() {
         let source = source();
         let generator = Arc::new(RepoGenerator::new(GenerateConfig::default()));
         let store =
-            ManifestPolicyStore::new(Arc::new(source.clone()), AutomationConfig::default()).with_generator(generator);
+            ManifestPolicyStore::new(Arc::new(source.clone()), generator, AutomationConfig::default());
         let web: ResourceId = "plain:deployment/p-web".parse().expect("id");
         let other: ResourceId = "marked:deployment/web".parse().expect("id");
         let lock = Lock { message: Some("release freeze".into()), user: None };

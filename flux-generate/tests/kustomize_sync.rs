@@ -69,9 +69,12 @@ fn overlays_are_built_synced_and_released_into_their_own_images_entry() {
 
         // Release 1.2.0 to staging only.
         let registry = memory_registry("registry.local/web", &["1.0.0", "1.1.0", "1.2.0"]);
-        let automation =
-            AutomationEngine::new(Arc::new(source.clone()), Arc::new(registry), AutomationConfig::default())
-                .with_generator(generator.clone());
+        let automation = AutomationEngine::new(
+            Arc::new(source.clone()),
+            Arc::new(registry),
+            generator.clone(),
+            AutomationConfig::default(),
+        );
         let staging: ResourceId = "staging:deployment/web".parse().expect("id");
         let images = automation.images(Some(&staging)).await.expect("images");
         assert_eq!(images[0].containers[0].current.to_string(), "registry.local/web:1.1.0");

@@ -5,6 +5,11 @@
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long one network operation (fetch, push, listing the remote's refs) may take by
+/// default: Flux v1's `--git-timeout` default.
+pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A password or token: `Debug` prints `***`, and it has no `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -108,8 +113,13 @@ pub enum VerifyMode {
     /// The head commit only.
     Head,
     /// Every commit on the first-parent chain from the head back to the sync marker (exclusive),
-    /// or back to the root (or the shallow boundary) when there is no marker on that chain.
+    /// or back to the root (or the shallow boundary) when there is no marker on that chain
+    /// (Flux v1's `first-parent`).
     AllFirstParent,
+    /// Every commit reachable from the head and not from the sync marker, on every parent
+    /// (`git rev-list <marker>..<head>`, Flux v1's `all`); back to the root (or the shallow
+    /// boundary) when there is no marker.
+    All,
 }
 
 /// The keys trusted when verifying signatures.
@@ -142,8 +152,16 @@ pub struct GitConfig {
     pub read_only: bool,
     /// Sign the commits made.
     pub signing: Option<Signing>,
-    /// Append `[ci skip]` to commit messages.
-    pub skip_ci: bool,
+    /// Text added to the message of every commit made (Flux v1's `--git-ci-skip-message`;
+    /// `[ci skip]` with [`GitConfig::with_skip_ci`]): its own paragraph before the `Flux-*`
+    /// trailers, so trailers stay last. Not added twice when the message already holds it.
+    pub ci_skip_message: Option<String>,
+    /// Who tags the sync marker and writes notes (the committer of flux-rs's own git objects).
+    /// Default `Weave Flux <support@weave.works>`, Flux v1's `--git-user`/`--git-email`.
+    pub identity: flux_core::Author,
+    /// The notes ref (`refs/notes/<name>`, Flux v1's `--git-notes-ref`) where every commit made
+    /// gets a note with its job (JSON); `None` writes no notes.
+    pub notes_ref: Option<String>,
     /// Which commits must be signed by a trusted key.
     pub verify: VerifyMode,
     /// The keys trusted by [`GitConfig::verify`].
@@ -153,6 +171,11 @@ pub struct GitConfig {
     pub local_dir: Option<PathBuf>,
     /// The `git` program used to push and to verify signatures.
     pub git_program: PathBuf,
+    /// How long one network operation with the remote may take (a refresh — listing refs and
+    /// fetching —, or a push, including ssh's connection): after it, the operation fails with a
+    /// `Transient` error naming the remote and the timeout, and its connection or `git` process
+    /// is ended. Default [`DEFAULT_GIT_TIMEOUT`].
+    pub timeout: Duration,
 }
 
 impl fmt::Debug for GitConfig {
@@ -166,11 +189,14 @@ impl fmt::Debug for GitConfig {
             .field("sync_tag", &self.sync_tag)
             .field("read_only", &self.read_only)
             .field("signing", &self.signing)
-            .field("skip_ci", &self.skip_ci)
+            .field("ci_skip_message", &self.ci_skip_message)
+            .field("identity", &self.identity)
+            .field("notes_ref", &self.notes_ref)
             .field("verify", &self.verify)
             .field("trusted_keys", &self.trusted_keys)
             .field("local_dir", &self.local_dir)
             .field("git_program", &self.git_program)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -178,7 +204,7 @@ impl fmt::Debug for GitConfig {
 impl GitConfig {
     /// A read-write source following `branch` of `url`, with no credentials, host keys checked
     /// against the user's known_hosts, full history, marker tag `flux-sync`, nothing signed or
-    /// verified.
+    /// verified, no notes.
     pub fn new(url: impl Into<String>, branch: impl Into<String>) -> Self {
         GitConfig {
             url: url.into(),
@@ -189,12 +215,21 @@ impl GitConfig {
             sync_tag: "flux-sync".to_owned(),
             read_only: false,
             signing: None,
-            skip_ci: false,
+            ci_skip_message: None,
+            identity: flux_core::Author::default(),
+            notes_ref: None,
             verify: VerifyMode::None,
             trusted_keys: TrustedKeys::default(),
             local_dir: None,
             git_program: PathBuf::from("git"),
+            timeout: DEFAULT_GIT_TIMEOUT,
         }
+    }
+
+    /// Sets how long one network operation may take (see [`GitConfig::timeout`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Sets the credentials.
@@ -233,9 +268,29 @@ impl GitConfig {
         self
     }
 
-    /// Appends `[ci skip]` to commit messages.
-    pub fn with_skip_ci(mut self) -> Self {
-        self.skip_ci = true;
+    /// Adds `[ci skip]` to commit messages (Flux v1's `--git-ci-skip`).
+    pub fn with_skip_ci(self) -> Self {
+        self.with_ci_skip_message("[ci skip]")
+    }
+
+    /// Adds `message` to commit messages (Flux v1's `--git-ci-skip-message`); an empty one
+    /// adds nothing.
+    pub fn with_ci_skip_message(mut self, message: impl Into<String>) -> Self {
+        let message = message.into();
+        self.ci_skip_message = (!message.trim().is_empty()).then(|| message.trim().to_owned());
+        self
+    }
+
+    /// Sets who tags the sync marker and writes notes.
+    pub fn with_identity(mut self, identity: flux_core::Author) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Writes a note with the job on every commit made, under `refs/notes/<name>` (a full
+    /// `refs/notes/...` name is taken as it is).
+    pub fn with_notes_ref(mut self, name: impl Into<String>) -> Self {
+        self.notes_ref = Some(name.into());
         self
     }
 

@@ -48,8 +48,10 @@ impl Mirror {
         if remote.is_ssh() {
             remote.ssh_log = Some(dir.join("flux-ssh-stderr.log"));
         }
-        let ssh_command =
-            remote.ssh_log.as_ref().map(|log| ssh_command(&config.host_key_check, &remote.credentials, log));
+        let ssh_command = remote
+            .ssh_log
+            .as_ref()
+            .map(|log| ssh_command(&config.host_key_check, &remote.credentials, log, config.timeout));
         let overrides: Vec<String> = ssh_command.iter().map(|cmd| format!("core.sshCommand={cmd}")).collect();
         // Room for the packs that pile up between two repacks.
         let slots = gix::odb::store::init::Slots::AsNeededByDiskState { multiplier: 2.0, minimum: 4 * MAX_PACKS };

@@ -81,9 +81,18 @@ impl Remote {
 }
 
 /// The `core.sshCommand` for `check` and `credentials`: batch mode (never prompt), strict host
-/// keys unless explicitly disabled, and only the deploy key when one is given.
-pub(crate) fn ssh_command(check: &HostKeyCheck, credentials: &Credentials, stderr_log: &Path) -> String {
-    let mut cmd = String::from("ssh -o BatchMode=yes");
+/// keys unless explicitly disabled, only the deploy key when one is given, and `timeout` for the
+/// connection and banner exchange and between keep-alives (a silent server is dropped).
+pub(crate) fn ssh_command(
+    check: &HostKeyCheck,
+    credentials: &Credentials,
+    stderr_log: &Path,
+    timeout: std::time::Duration,
+) -> String {
+    let seconds = timeout.as_secs().max(1);
+    let mut cmd = format!(
+        "ssh -o BatchMode=yes -o ConnectTimeout={seconds} -o ServerAliveInterval={seconds} -o ServerAliveCountMax=1"
+    );
     match check {
         HostKeyCheck::UserKnownHosts => cmd.push_str(" -o StrictHostKeyChecking=yes"),
         HostKeyCheck::KnownHostsFile(file) => {
@@ -184,9 +193,11 @@ mod tests {
     fn ssh_command_checks_host_keys_by_default() {
         let key = Credentials::SshKey { private_key: "/k/id it's".into() };
         let log = Path::new("/m/ssh.log");
-        let cmd = ssh_command(&HostKeyCheck::default(), &key, log);
+        let timeout = std::time::Duration::from_secs(7);
+        let cmd = ssh_command(&HostKeyCheck::default(), &key, log, timeout);
         assert!(cmd.contains("StrictHostKeyChecking=yes") && cmd.contains(r"-i '/k/id it'\''s'"), "{cmd}");
-        let file = ssh_command(&HostKeyCheck::KnownHostsFile("/k/known".into()), &Credentials::None, log);
+        assert!(cmd.contains("ConnectTimeout=7") && cmd.contains("ServerAliveInterval=7"), "{cmd}");
+        let file = ssh_command(&HostKeyCheck::KnownHostsFile("/k/known".into()), &Credentials::None, log, timeout);
         assert!(file.contains("UserKnownHostsFile='/k/known'"), "{file}");
     }
 }

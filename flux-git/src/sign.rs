@@ -1,4 +1,5 @@
-//! Signing commits with `gpg` or `ssh-keygen -Y sign`, as `git commit -S` does.
+//! Signing commits and tags with `gpg` or `ssh-keygen -Y sign`, as `git commit -S` and
+//! `git tag -s` do.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -7,8 +8,9 @@ use flux_core::{Error, Result};
 
 use crate::config::Signing;
 
-/// The armored signature of `payload` (a commit without its `gpgsig` header).
-pub(crate) fn sign(signing: &Signing, payload: &[u8]) -> Result<String> {
+/// The armored signature of `payload` (a commit without its `gpgsig` header, or a tag without
+/// its signature); `what` names the object in errors.
+pub(crate) fn sign(signing: &Signing, payload: &[u8], what: &str) -> Result<String> {
     let mut command = match signing {
         Signing::Gpg { key_id, gnupg_home } => {
             let mut c = Command::new("gpg");
@@ -25,7 +27,7 @@ pub(crate) fn sign(signing: &Signing, payload: &[u8]) -> Result<String> {
         }
     };
     let program = format!("{:?}", command.get_program());
-    let failed = |e: &dyn std::fmt::Display| Error::other(format!("signing the commit with {program}: {e}"));
+    let failed = |e: &dyn std::fmt::Display| Error::other(format!("signing {what} with {program}: {e}"));
     let mut child =
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| failed(&e))?;
     if let Some(mut stdin) = child.stdin.take() {

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -36,10 +36,13 @@ struct Inner {
     git: GitCli,
     pusher: Box<dyn Pusher>,
     counters: Counters,
-    /// Serialises this handle's ref updates (refresh, commit, marker).
-    writing: tokio::sync::Mutex<()>,
+    /// Serialises this handle's ref updates (refresh, commit, marker). Held by the blocking task
+    /// itself, so a refresh the caller stopped waiting for still excludes the next one.
+    writing: Arc<tokio::sync::Mutex<()>>,
     /// Commits whose signatures were already verified.
     verified: Mutex<HashSet<ObjectId>>,
+    /// The full notes ref, when notes are written.
+    notes_ref: Option<String>,
 }
 
 /// How much network work a source has done.
@@ -72,9 +75,14 @@ impl GitSource {
     pub fn open(config: GitConfig) -> Result<Self> {
         let mut remote = Remote::parse(&config)?;
         let names = RefNames::new(&config.branch, &config.sync_tag)?;
+        let notes_ref = config.notes_ref.as_deref().map(crate::notes::full_ref).transpose()?;
         let mirror = Mirror::open(&config, &mut remote)?;
-        let git =
-            GitCli { git: config.git_program.clone(), remote: remote.clone(), ssh_command: mirror.ssh_command.clone() };
+        let git = GitCli {
+            git: config.git_program.clone(),
+            remote: remote.clone(),
+            ssh_command: mirror.ssh_command.clone(),
+            timeout: config.timeout,
+        };
         // Pushing goes through the trait so a gix implementation can replace the CLI here.
         let pusher: Box<dyn Pusher> = Box::new(git.clone());
         Ok(GitSource {
@@ -86,8 +94,9 @@ impl GitSource {
                 git,
                 pusher,
                 counters: Counters::default(),
-                writing: tokio::sync::Mutex::new(()),
+                writing: Arc::new(tokio::sync::Mutex::new(())),
                 verified: Mutex::new(HashSet::new()),
+                notes_ref,
             }),
         })
     }
@@ -138,9 +147,30 @@ impl Inner {
 #[async_trait]
 impl Source for GitSource {
     async fn refresh(&self) -> Result<Revision> {
+        let writing = Arc::clone(&self.inner.writing).lock_owned().await;
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let timeout = self.inner.config.timeout;
+        let inner = Arc::clone(&self.inner);
+        let raised = Arc::clone(&interrupt);
+        let fetching = tokio::task::spawn_blocking(move || {
+            let _writing = writing;
+            let repo = inner.mirror.repo();
+            let (remote, names) = (&inner.remote, &inner.names);
+            let tips = fetch::refresh(&repo, remote, names, inner.config.depth, &inner.counters, timeout, &raised)?;
+            Ok::<_, Error>(tips)
+        });
+        // Every read of the transports gives up after `timeout` too (see `fetch`), so the task
+        // ends soon after; the interrupt ends a transfer that is slow rather than silent.
+        let tips = match tokio::time::timeout(timeout, fetching).await {
+            Ok(joined) => joined.map_err(join_error)??,
+            Err(_) => {
+                interrupt.store(true, Ordering::Relaxed);
+                let what = format!("fetching {} from {}", self.inner.names.branch, self.inner.remote.url);
+                return Err(crate::push::timed_out(&what, timeout));
+            }
+        };
         let _writing = self.inner.writing.lock().await;
-        self.blocking(|inner, repo| {
-            let tips = fetch::refresh(repo, &inner.remote, &inner.names, inner.config.depth, &inner.counters)?;
+        self.blocking(move |inner, repo| {
             inner.mirror.compact_if_needed(&inner.config.git_program)?;
             inner.verify(repo, tips.head, tips.marker)?;
             Ok(Revision::new(tips.head.to_string()))
@@ -166,17 +196,30 @@ impl Source for GitSource {
         let request = request.clone();
         let _writing = self.inner.writing.lock().await;
         self.blocking(move |inner, repo| {
-            let style = CommitStyle { signing: inner.config.signing.as_ref(), skip_ci: inner.config.skip_ci };
+            let style = CommitStyle {
+                signing: inner.config.signing.as_ref(),
+                ci_skip_message: inner.config.ci_skip_message.as_deref(),
+            };
             let new = match crate::write::build(repo, base, &request, &style)? {
                 Built::Unchanged => return Ok(request.base.clone()),
                 Built::Commit(id) => id,
             };
             // The lease makes the remote refuse the update unless the branch is still at base;
             // on refusal no local ref has moved, so the next attempt starts from the fetched head.
-            let update = RefUpdate { name: inner.names.branch.clone(), new, expected: Some(base) };
+            let update = RefUpdate { name: inner.names.branch.clone(), new, expected: Some(base), fast_forward_only: true };
             inner.pusher.push(inner.mirror.dir(), &update)?;
             write_ref(repo, &inner.names.tracking, new)?;
             tracing::info!(url = %inner.remote.url, revision = %new, "committed and pushed");
+            if let Some(notes_ref) = &inner.notes_ref {
+                let note = crate::notes::note_for(&request.message);
+                let identity = &inner.config.identity;
+                // The commit is published already: a note that cannot be pushed is reported,
+                // never turned into a failed commit (which would be made again).
+                if let Err(e) = crate::notes::add_and_push(&inner.git, inner.mirror.dir(), notes_ref, new, &note, identity)
+                {
+                    tracing::warn!(url = %inner.remote.url, revision = %new, notes_ref, error = %e, "cannot push the git note");
+                }
+            }
             Ok(Revision::new(new.to_string()))
         })
         .await
@@ -192,7 +235,15 @@ impl Source for GitSource {
         let _writing = self.inner.writing.lock().await;
         self.blocking(move |inner, repo| {
             repo.find_commit(id).map_err(|_| Error::not_found(format!("revision {id}")))?;
-            let update = RefUpdate { name: inner.names.tag.clone(), new: id, expected: None };
+            let tag = crate::tag::annotated(
+                repo,
+                &inner.config.sync_tag,
+                id,
+                &inner.config.identity,
+                inner.config.signing.as_ref(),
+            )?;
+            let update =
+                RefUpdate { name: inner.names.tag.clone(), new: tag, expected: None, fast_forward_only: false };
             inner.pusher.push(inner.mirror.dir(), &update)?;
             write_ref(repo, &inner.names.tag, id).map_err(|e| local_error("recording the sync marker", &e))
         })

@@ -11,8 +11,9 @@ use crate::config::{TrustedKeys, VerifyMode};
 use crate::errors::local_error;
 use crate::push::GitCli;
 
-/// The commits `mode` requires to be signed for `head`: the head, or its first-parent chain down
-/// to (not including) `stop_at`, the root, or the shallow boundary.
+/// The commits `mode` requires to be signed for `head`: the head, its first-parent chain down to
+/// (not including) `stop_at`, the root, or the shallow boundary, or every commit reachable from
+/// it and not from `stop_at`.
 pub(crate) fn commits_to_check(
     repo: &gix::Repository,
     head: ObjectId,
@@ -31,6 +32,22 @@ pub(crate) fn commits_to_check(
                 next = commit.parent_ids().next().map(|p| p.detach());
             }
             if out.is_empty() && stop_at != Some(head) {
+                return Err(local_error("verifying signatures", &format!("commit {head} is missing from the mirror")));
+            }
+            Ok(out)
+        }
+        VerifyMode::All => {
+            if stop_at == Some(head) {
+                return Ok(Vec::new());
+            }
+            let fail =
+                |e: &dyn std::fmt::Display| local_error("verifying signatures", &format!("listing commits: {e}"));
+            let walk = repo.rev_walk([head]).with_hidden(stop_at);
+            let mut out = Vec::new();
+            for info in walk.all().map_err(|e| fail(&e))? {
+                out.push(info.map_err(|e| fail(&e))?.id);
+            }
+            if out.is_empty() {
                 return Err(local_error("verifying signatures", &format!("commit {head} is missing from the mirror")));
             }
             Ok(out)

@@ -22,10 +22,10 @@ pub(crate) enum Built {
     Commit(ObjectId),
 }
 
-/// How the commit is dressed: signing and `[ci skip]`.
+/// How the commit is dressed: signing and the ci-skip text.
 pub(crate) struct CommitStyle<'a> {
     pub(crate) signing: Option<&'a Signing>,
-    pub(crate) skip_ci: bool,
+    pub(crate) ci_skip_message: Option<&'a str>,
 }
 
 /// Applies `request.changes` to the tree of `base` and writes the commit (not yet published).
@@ -82,10 +82,10 @@ pub(crate) fn build(
         email: request.author.email.as_str().into(),
         time: gix::date::Time::now_local_or_utc(),
     };
-    let mut message = request.message.clone();
-    if style.skip_ci {
-        message.push_str(if message.ends_with('\n') { "\n[ci skip]\n" } else { "\n\n[ci skip]\n" });
-    }
+    let message = match style.ci_skip_message {
+        Some(text) => with_ci_skip(&request.message, text),
+        None => request.message.clone(),
+    };
     let mut commit = gix::objs::Commit {
         tree,
         parents: [base].into_iter().collect(),
@@ -98,9 +98,49 @@ pub(crate) fn build(
     if let Some(signing) = style.signing {
         let mut payload = Vec::new();
         gix::objs::WriteTo::write_to(&commit, &mut payload).map_err(|e| local_error("encoding the commit", &e))?;
-        let signature = sign(signing, &payload)?;
+        let signature = sign(signing, &payload, "the commit")?;
         commit.extra_headers.push(("gpgsig".into(), signature.trim_end().into()));
     }
     let id = repo.write_object(&commit).map_err(|e| local_error("writing the commit", &e))?;
     Ok(Built::Commit(id.detach()))
+}
+
+/// Whether every line of `paragraph` is a `Token: value` trailer.
+fn is_trailer_block(paragraph: &str) -> bool {
+    let trailer = |line: &str| {
+        line.split_once(": ")
+            .is_some_and(|(key, _)| !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    };
+    !paragraph.trim().is_empty() && paragraph.trim().lines().all(trailer)
+}
+
+/// `message` with `text` as a paragraph of its own before its trailers (or at its end when it has
+/// none), so `git interpret-trailers` still finds them; unchanged when it already holds `text`.
+pub(crate) fn with_ci_skip(message: &str, text: &str) -> String {
+    if message.contains(text) {
+        return message.to_owned();
+    }
+    let body = message.trim_end();
+    match body.rsplit_once("\n\n") {
+        Some((head, last)) if is_trailer_block(last) => format!("{}\n\n{text}\n\n{last}\n", head.trim_end()),
+        _ if body.is_empty() => format!("{text}\n"),
+        _ => format!("{body}\n\n{text}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_ci_skip;
+
+    #[test]
+    fn the_ci_skip_text_goes_before_the_trailers() {
+        let m = "Release web\n\n - a (b): x -> y\n\nFlux-Change: release\nFlux-Job: j1\n";
+        assert_eq!(
+            with_ci_skip(m, "[ci skip]"),
+            "Release web\n\n - a (b): x -> y\n\n[ci skip]\n\nFlux-Change: release\nFlux-Job: j1\n"
+        );
+        assert_eq!(with_ci_skip("Update x", "**SKIP**"), "Update x\n\n**SKIP**\n");
+        let once = with_ci_skip(m, "[ci skip]");
+        assert_eq!(with_ci_skip(&once, "[ci skip]"), once, "never twice");
+    }
 }

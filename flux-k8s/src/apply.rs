@@ -6,15 +6,18 @@
 //! done (a CRD wave also waits for its definitions to be Established and served). Inside a wave
 //! requests run concurrently, up to [`ClusterOptions::concurrency`](crate::ClusterOptions).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use flux_core::{ApplyOutcome, ApplyResult, DeleteOutcome, DeleteResult, KubeObject, ObjectRef, Result};
+use flux_core::cluster::{Preview, SYNC_UNIT_LABEL};
+use flux_core::{ApplyOutcome, ApplyResult, DeleteOutcome, DeleteResult, KubeObject, ObjectRef, Result, SyncIdentity};
 use futures::{StreamExt, stream};
 use kube::api::{DeleteParams, GetParams, Patch, PatchParams};
 use serde_json::Value;
 
 use crate::cluster::Shared;
 use crate::errors::{Refusal, is_immutable};
+use crate::inventory::GroupKind;
 use crate::options::RECREATE_ANNOTATION;
 use crate::request::{Response, send};
 use crate::target::Target;
@@ -42,30 +45,102 @@ pub(crate) fn waves<T>(items: &[T], foundation: impl Fn(&T) -> bool) -> Vec<&[T]
 }
 
 impl Shared {
-    pub(crate) async fn apply_all(&self, objects: &[KubeObject], dry_run: bool) -> Result<Vec<ApplyResult>> {
-        let mut results = Vec::with_capacity(objects.len());
-        for wave in waves(objects, |o| is_foundation(o.group(), o.kind())) {
-            let applies: Vec<_> = wave.iter().map(|o| self.apply_one(o, dry_run)).collect();
-            let outcomes: Vec<Result<ApplyOutcome>> =
-                stream::iter(applies).buffered(self.options.concurrency).collect().await;
-            for (object, outcome) in wave.iter().zip(outcomes) {
-                results.push(ApplyResult { id: object.id().clone(), outcome: outcome? });
+    /// Applies `objects`, one result per object in input order. A refusal of one object is its
+    /// `Failed`; a failure of the whole call (connection lost, credentials refused, rate limited,
+    /// discovery failed) stops it: objects already applied keep their outcomes, the one whose
+    /// request failed and those not yet sent are `Interrupted`, and no later request is made.
+    pub(crate) async fn apply_all(&self, objects: &[KubeObject], dry_run: bool) -> Vec<ApplyResult> {
+        if dry_run {
+            return self.apply_recorded(objects, dry_run, &BTreeMap::new()).await;
+        }
+        // The units' inventories hold the kinds first (see `crate::inventory`).
+        let mut units: BTreeMap<String, BTreeSet<GroupKind>> = BTreeMap::new();
+        for object in objects {
+            if let Some(unit) = object.label(SYNC_UNIT_LABEL) {
+                units.entry(unit.to_owned()).or_default().insert(GroupKind::new(object.group(), object.kind()));
             }
-            if !dry_run {
-                let start = results.len() - wave.len();
-                let crds = wave
-                    .iter()
-                    .zip(&results[start..])
-                    .filter(|(o, r)| {
-                        o.kind() == "CustomResourceDefinition" && !matches!(r.outcome, ApplyOutcome::Failed { .. })
-                    })
-                    .map(|(o, _)| o);
-                for crd in crds {
-                    self.await_crd(crd).await?;
+        }
+        let mut unrecorded: BTreeMap<(String, GroupKind), String> = BTreeMap::new();
+        let units: Vec<(SyncIdentity, BTreeSet<GroupKind>)> =
+            units.into_iter().filter_map(|(unit, kinds)| Some((SyncIdentity::new(unit).ok()?, kinds))).collect();
+        for (identity, kinds) in &units {
+            if let Some((lacking, reason)) = self.record_kinds(identity, kinds).await {
+                for kind in lacking {
+                    unrecorded.insert((identity.as_str().to_owned(), kind), reason.clone());
                 }
             }
         }
-        Ok(results)
+        let results = self.apply_recorded(objects, dry_run, &unrecorded).await;
+        for (identity, kinds) in &units {
+            self.applied_kinds(identity, kinds).await;
+        }
+        results
+    }
+
+    /// [`Shared::apply_all`] once the inventories are written: objects of a kind their unit's
+    /// inventory could not record are `Failed`.
+    async fn apply_recorded(
+        &self,
+        objects: &[KubeObject],
+        dry_run: bool,
+        unrecorded: &BTreeMap<(String, GroupKind), String>,
+    ) -> Vec<ApplyResult> {
+        let stop = Stop::default();
+        let mut results = Vec::with_capacity(objects.len());
+        for wave in waves(objects, |o| is_foundation(o.group(), o.kind())) {
+            let applies: Vec<_> = wave
+                .iter()
+                .map(|o| {
+                    let key = o.label(SYNC_UNIT_LABEL).map(|u| (u.to_owned(), GroupKind::new(o.group(), o.kind())));
+                    let refused = key.and_then(|k| unrecorded.get(&k));
+                    let stop = &stop;
+                    async move {
+                        match refused {
+                            Some(reason) => ApplyOutcome::Failed {
+                                reason: format!(
+                                    "not applied: its kind could not be recorded in the unit's inventory: {reason}"
+                                ),
+                            },
+                            None => self.apply_unless_stopped(o, dry_run, stop).await,
+                        }
+                    }
+                })
+                .collect();
+            let outcomes: Vec<ApplyOutcome> = stream::iter(applies).buffered(self.options.concurrency).collect().await;
+            let start = results.len();
+            results.extend(wave.iter().zip(outcomes).map(|(o, outcome)| ApplyResult { id: o.id().clone(), outcome }));
+            if !dry_run {
+                let crds = wave
+                    .iter()
+                    .zip(&results[start..])
+                    .filter(|(o, r)| o.kind() == "CustomResourceDefinition" && !r.outcome.is_failure())
+                    .map(|(o, _)| o);
+                for crd in crds {
+                    if stop.reason().is_some() {
+                        break;
+                    }
+                    if let Err(e) = self.await_crd(crd).await {
+                        stop.set(&e);
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// One object's apply, `Interrupted` once the call has failed as a whole.
+    async fn apply_unless_stopped(&self, object: &KubeObject, dry_run: bool, stop: &Stop) -> ApplyOutcome {
+        if let Some(reason) = stop.reason() {
+            return ApplyOutcome::Interrupted { reason: format!("not applied: {reason}") };
+        }
+        match self.apply_one(object, dry_run).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(object = %object.id(), error = %e, "the apply call failed as a whole");
+                stop.set(&e);
+                ApplyOutcome::Interrupted { reason: e.to_string() }
+            }
+        }
     }
 
     async fn apply_one(&self, object: &KubeObject, dry_run: bool) -> Result<ApplyOutcome> {
@@ -97,6 +172,20 @@ impl Shared {
                 self.recreate(object.group(), &target, &body).await
             }
             Err(refusal) => Ok(ApplyOutcome::Failed { reason: refusal.reason() }),
+        }
+    }
+
+    /// What a server-side apply of `object` would store (`dryRun=All`: defaults, mutating
+    /// admission and other managers' fields included). Persists and records nothing.
+    pub(crate) async fn preview(&self, object: &KubeObject) -> Result<Preview> {
+        let target = match Target::of(&self.kinds, object.api_version(), object.id()).await? {
+            Ok(target) => target,
+            Err(reason) => return Ok(Preview::Refused { reason }),
+        };
+        match self.server_side_apply(&target, &applicable(object), true).await {
+            Ok(response) => KubeObject::from_value(response.body, object.origin().cloned()).map(Preview::Object),
+            Err(Refusal::Fatal(e)) => Err(e),
+            Err(refusal) => Ok(Preview::Refused { reason: refusal.reason() }),
         }
     }
 
@@ -293,8 +382,23 @@ impl Shared {
     }
 }
 
+/// What ended an apply call, once something did: shared by the call's concurrent requests.
+#[derive(Default)]
+struct Stop(std::sync::Mutex<Option<String>>);
+
+impl Stop {
+    fn set(&self, error: &flux_core::Error) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| error.to_string());
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// What is sent: the manifest without server-owned fields (`status` is written by controllers
-/// through its subresource; the others are the server's bookkeeping).
+/// through its subresource; the others are the server's bookkeeping), with the
+/// [defaults the server requires](fill_port_protocols) filled in.
 fn applicable(object: &KubeObject) -> Value {
     let mut body = object.to_value();
     if let Some(map) = body.as_object_mut() {
@@ -305,7 +409,50 @@ fn applicable(object: &KubeObject) -> Value {
             metadata.remove(field);
         }
     }
+    fill_port_protocols(object.group(), object.kind(), &mut body);
     body
+}
+
+/// Sets `protocol: TCP` on every port that names no protocol, in a Service's `spec.ports` and in
+/// the containers' and init containers' `ports` of a Pod and of the pod templates of
+/// ReplicationControllers, PodTemplates, Deployments, StatefulSets, DaemonSets, ReplicaSets,
+/// Jobs and CronJobs (any version).
+///
+/// TCP is what Kubernetes defaults there, so the object means the same; but `protocol` is a key
+/// of those lists, and server-side apply on some servers (Kubernetes 1.20 for Service ports)
+/// refuses a port without it ("associative list with keys has an element that omits key field
+/// protocol"). Every server accepts an explicit TCP, so it is always filled. Only what is sent
+/// changes: the checksum the sync engine records is of the object as in git.
+fn fill_port_protocols(group: &str, kind: &str, body: &mut Value) {
+    let pod_spec = match (group, kind) {
+        ("", "Service") => {
+            fill_ports(body.pointer_mut("/spec/ports"));
+            return;
+        }
+        ("", "Pod") => "/spec",
+        ("", "PodTemplate") => "/template/spec",
+        ("", "ReplicationController")
+        | ("apps" | "extensions", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        | ("batch", "Job") => "/spec/template/spec",
+        ("batch", "CronJob") => "/spec/jobTemplate/spec/template/spec",
+        _ => return,
+    };
+    let Some(spec) = body.pointer_mut(pod_spec).and_then(Value::as_object_mut) else { return };
+    for list in ["initContainers", "containers"] {
+        let containers = spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten();
+        for container in containers {
+            fill_ports(container.get_mut("ports"));
+        }
+    }
+}
+
+fn fill_ports(ports: Option<&mut Value>) {
+    let ports = ports.and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut);
+    for port in ports {
+        if port.get("protocol").is_none_or(Value::is_null) {
+            port.insert("protocol".into(), Value::from("TCP"));
+        }
+    }
 }
 
 /// A dry run's outcome: compare the object the server would store with the one it has.
@@ -355,6 +502,52 @@ mod tests {
         let waves = waves(&items, |b| *b);
         assert_eq!(waves, [&[true, true][..], &[false, false], &[true], &[false]]);
         assert!(super::waves(&[] as &[bool], |b| *b).is_empty());
+    }
+
+    fn body(value: Value) -> Value {
+        applicable(&KubeObject::from_value(value, None).expect("valid object"))
+    }
+
+    #[test]
+    fn ports_without_a_protocol_are_sent_with_tcp() {
+        let service = body(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "s", "namespace": "n"},
+            "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}, {"port": 81, "protocol": null}]}}));
+        assert_eq!(
+            service["spec"]["ports"],
+            serde_json::json!([{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}, {"port": 81, "protocol": "TCP"}])
+        );
+        let pod_spec = serde_json::json!({
+            "initContainers": [{"name": "i", "image": "x", "ports": [{"containerPort": 1}]}],
+            "containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 2}, {"containerPort": 3, "protocol": "SCTP"}]}]
+        });
+        let filled = serde_json::json!({
+            "initContainers": [{"name": "i", "image": "x", "ports": [{"containerPort": 1, "protocol": "TCP"}]}],
+            "containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 2, "protocol": "TCP"}, {"containerPort": 3, "protocol": "SCTP"}]}]
+        });
+        let meta = serde_json::json!({"name": "w", "namespace": "n"});
+        let pod = body(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}));
+        assert_eq!(pod["spec"], filled);
+        for (api_version, kind) in [
+            ("apps/v1", "Deployment"),
+            ("apps/v1", "StatefulSet"),
+            ("apps/v1", "DaemonSet"),
+            ("apps/v1", "ReplicaSet"),
+            ("batch/v1", "Job"),
+            ("v1", "ReplicationController"),
+        ] {
+            let workload = body(serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": meta,
+                "spec": {"template": {"spec": pod_spec}}}));
+            assert_eq!(workload["spec"]["template"]["spec"], filled, "{kind}");
+        }
+        for api_version in ["batch/v1", "batch/v1beta1"] {
+            let cron = body(serde_json::json!({"apiVersion": api_version, "kind": "CronJob", "metadata": meta,
+                "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}}));
+            assert_eq!(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"], filled, "{api_version}");
+        }
+        let custom = body(serde_json::json!({"apiVersion": "example.com/v1", "kind": "Service", "metadata": meta,
+            "spec": {"ports": [{"port": 80}]}}));
+        assert_eq!(custom["spec"]["ports"], serde_json::json!([{"port": 80}]), "other groups' kinds are left alone");
     }
 
     #[test]

@@ -6,13 +6,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use flux_core::{
-    ApplyResult, Cluster, DeleteResult, Error, KubeObject, ManagedObject, ObjectRef, ResourceId, Result, SyncIdentity,
-    Workload, WriteOptions,
+    ApplyResult, Cluster, DeleteResult, Error, KubeObject, LiveObject, Lookup, ManagedObject, ObjectRef, ResourceId,
+    Result, SyncIdentity, Workload, WriteOptions,
 };
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::discovery::Kinds;
+use crate::discovery_cache::DiskCache;
+use crate::inventory::Inventories;
 use crate::options::ClusterOptions;
 
 /// A Kubernetes cluster reached through its API server.
@@ -28,7 +30,8 @@ pub struct KubeCluster {
 /// State shared by a handle's clones and tasks.
 pub(crate) struct Shared {
     pub(crate) client: Client,
-    pub(crate) kinds: Kinds,
+    /// The view of the server's kinds, shared with [`KubeCluster::sibling`] handles.
+    pub(crate) kinds: Arc<Kinds>,
     pub(crate) options: ClusterOptions,
     /// The `resourceVersion` each object had right after this handle last applied it, by API
     /// group and id: a match means nobody wrote the object since.
@@ -36,6 +39,8 @@ pub(crate) struct Shared {
     /// The latest `resourceVersion` this handle saw of each object (listed or applied): an apply
     /// that leaves it as it was wrote nothing.
     pub(crate) seen: Versions,
+    /// What the handle knows of the units' inventories.
+    pub(crate) inventories: Inventories,
 }
 
 /// resourceVersions by API group and object id.
@@ -73,13 +78,24 @@ impl std::fmt::Debug for KubeCluster {
 impl KubeCluster {
     /// A handle on `client`.
     pub fn new(client: Client, options: ClusterOptions) -> Self {
+        Self::at(client, None, options)
+    }
+
+    /// A handle on `client`, which talks to the API server at `server` (its URL, the discovery
+    /// cache's key).
+    fn at(client: Client, server: Option<&str>, options: ClusterOptions) -> Self {
         let options = ClusterOptions { concurrency: options.concurrency.max(1), ..options };
+        let disk = match (&options.discovery_cache_dir, server) {
+            (Some(dir), Some(server)) => Some(DiskCache::new(dir, server, options.discovery_cache_ttl)),
+            _ => None,
+        };
         let shared = Shared {
-            kinds: Kinds::new(client.clone()),
+            kinds: Arc::new(Kinds::new(client.clone(), disk)),
             client,
             options,
             applied: Versions::default(),
             seen: Versions::default(),
+            inventories: Inventories::default(),
         };
         KubeCluster { shared: Arc::new(shared) }
     }
@@ -109,9 +125,39 @@ impl KubeCluster {
         Self::from_config(config, options)
     }
 
-    fn from_config(config: kube::Config, options: ClusterOptions) -> Result<Self> {
+    fn from_config(mut config: kube::Config, options: ClusterOptions) -> Result<Self> {
+        // Counted from when each request is sent, not from when its pooled connection went idle.
+        config.read_timeout = Some(options.request_timeout);
+        // A server that accepts connections and never shakes hands (a frozen process) is held
+        // to the same bound, not kube's 30 s per connection attempt.
+        config.connect_timeout =
+            Some(config.connect_timeout.map_or(options.request_timeout, |c| c.min(options.request_timeout)));
+        config.reset_reader_on_write = true;
+        // Throttling is retried a bounded number of times in `request` (kube's layer would
+        // hold one request for minutes in a 429 storm).
+        config.default_retry = false;
+        let server = config.cluster_url.to_string();
         let client = Client::try_from(config).map_err(|e| Error::other_with("cannot build a Kubernetes client", e))?;
-        Ok(Self::new(client, options))
+        Ok(Self::at(client, Some(&server), options))
+    }
+
+    /// Another handle on the same API server through the same client (one connection pool) and
+    /// the same view of its kinds (one discovery, one discovery cache), with `options` and its
+    /// own records of applies and inventories: what the sync units of one process on one cluster
+    /// share, so that a thousand units do not open a thousand connection pools. The client's
+    /// timeouts and the discovery cache stay this handle's (`request_timeout`,
+    /// `discovery_cache_dir` and `discovery_cache_ttl` of `options` are not used for them).
+    pub fn sibling(&self, options: ClusterOptions) -> Self {
+        let options = ClusterOptions { concurrency: options.concurrency.max(1), ..options };
+        let shared = Shared {
+            client: self.shared.client.clone(),
+            kinds: self.shared.kinds.clone(),
+            options,
+            applied: Versions::default(),
+            seen: Versions::default(),
+            inventories: Inventories::default(),
+        };
+        KubeCluster { shared: Arc::new(shared) }
     }
 
     /// The client, for requests of the embedder's own.
@@ -128,7 +174,7 @@ impl KubeCluster {
 #[async_trait]
 impl Cluster for KubeCluster {
     async fn apply(&self, objects: &[KubeObject], options: WriteOptions) -> Result<Vec<ApplyResult>> {
-        let results = self.shared.apply_all(objects, options.dry_run).await?;
+        let results = self.shared.apply_all(objects, options.dry_run).await;
         if self.shared.options.record_events && !options.dry_run {
             self.shared.record_events(objects, &results).await;
         }
@@ -139,8 +185,28 @@ impl Cluster for KubeCluster {
         self.shared.managed(identity).await
     }
 
+    async fn marked(&self) -> Result<Vec<ManagedObject>> {
+        self.shared.marked().await
+    }
+
+    async fn legacy_marked(&self, identity: &SyncIdentity) -> Result<Vec<ManagedObject>> {
+        self.shared.legacy_marked(identity).await
+    }
+
+    async fn metadata(&self, references: &[ObjectRef]) -> Result<Vec<Lookup>> {
+        self.shared.metadata(references).await
+    }
+
     async fn get(&self, reference: &ObjectRef) -> Result<Option<KubeObject>> {
         self.shared.get(reference).await
+    }
+
+    async fn preview_apply(&self, object: &KubeObject) -> Result<flux_core::cluster::Preview> {
+        self.shared.preview(object).await
+    }
+
+    async fn live(&self, references: &[ObjectRef]) -> Result<Vec<LiveObject>> {
+        self.shared.live(references).await
     }
 
     async fn delete(&self, objects: &[ObjectRef], options: WriteOptions) -> Result<Vec<DeleteResult>> {

@@ -2,7 +2,7 @@
 //! service account, read from `kubernetes.io/dockerconfigjson` (and legacy `dockercfg`) Secrets,
 //! for the registry adapter to authenticate with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use flux_core::workload::pod_spec_path;
@@ -33,16 +33,49 @@ impl fmt::Debug for RegistryCredential {
     }
 }
 
+/// Service accounts and Secrets already read, so that one pass over many workloads reads each
+/// once (Flux v1 kept the same per-namespace cache). Start a new one for each pass: Secrets
+/// change. `Debug` shows counts only.
+#[derive(Default)]
+pub struct PullSecretCache {
+    accounts: HashMap<(String, String), Vec<String>>,
+    secrets: HashMap<(String, String), Vec<RegistryCredential>>,
+}
+
+impl fmt::Debug for PullSecretCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PullSecretCache")
+            .field("accounts", &self.accounts.len())
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
+}
+
 impl KubeCluster {
     /// The credentials a workload's pods pull with, by registry host: its pod spec's
     /// `imagePullSecrets`, then its service account's (default `default`). The first Secret
-    /// naming a host wins, as with the kubelet. Secrets that are missing or unreadable are
-    /// skipped (logged); a workload that does not exist is [`Error::NotFound`].
+    /// naming a host wins, so the workload's own win over its service account's (as in Flux v1,
+    /// and as the kubelet tries them). Secrets that are missing or unreadable are skipped
+    /// (logged); a workload that does not exist is [`Error::NotFound`].
     pub async fn pull_credentials(&self, workload: &ObjectRef) -> Result<BTreeMap<String, RegistryCredential>> {
         let object =
             flux_core::Cluster::get(self, workload).await?.ok_or_else(|| Error::not_found(workload.id.to_string()))?;
-        let namespace = object.namespace().unwrap_or("default").to_owned();
-        let Some(spec) = pod_spec_path(object.kind()).and_then(|p| object.pointer(p)) else {
+        self.pull_credentials_of(&object, &mut PullSecretCache::default()).await
+    }
+
+    /// As [`KubeCluster::pull_credentials`], for a workload as given (from git, say: its pod
+    /// spec names the secrets and service account), reading the service account and Secrets
+    /// from the cluster unless `seen` has them already.
+    ///
+    /// # Errors
+    /// When the service account cannot be read (a missing one has no pull secrets).
+    pub async fn pull_credentials_of(
+        &self,
+        workload: &KubeObject,
+        seen: &mut PullSecretCache,
+    ) -> Result<BTreeMap<String, RegistryCredential>> {
+        let namespace = workload.namespace().unwrap_or("default").to_owned();
+        let Some(spec) = pod_spec_path(workload.kind()).and_then(|p| workload.pointer(p)) else {
             return Ok(BTreeMap::new());
         };
         let mut secrets = secret_names(spec.get("imagePullSecrets"));
@@ -51,36 +84,51 @@ impl KubeCluster {
             .or_else(|| spec.get("serviceAccount"))
             .and_then(Value::as_str)
             .unwrap_or("default");
-        let account_ref =
-            ObjectRef { api_version: "v1".into(), id: ResourceId::namespaced(&namespace, "ServiceAccount", account) };
-        if let Some(account) = flux_core::Cluster::get(self, &account_ref).await? {
-            secrets.extend(secret_names(account.pointer(&["imagePullSecrets"])));
+        let account_key = (namespace.clone(), account.to_owned());
+        if !seen.accounts.contains_key(&account_key) {
+            let account_ref = ObjectRef {
+                api_version: "v1".into(),
+                id: ResourceId::namespaced(&namespace, "ServiceAccount", account),
+            };
+            let names = flux_core::Cluster::get(self, &account_ref)
+                .await?
+                .map(|a| secret_names(a.pointer(&["imagePullSecrets"])))
+                .unwrap_or_default();
+            seen.accounts.insert(account_key.clone(), names);
         }
+        secrets.extend(seen.accounts.get(&account_key).cloned().unwrap_or_default());
         let mut credentials = BTreeMap::new();
         for name in secrets {
-            let secret_ref =
-                ObjectRef { api_version: "v1".into(), id: ResourceId::namespaced(&namespace, "Secret", &name) };
-            let secret = match flux_core::Cluster::get(self, &secret_ref).await {
-                Ok(Some(secret)) => secret,
-                Ok(None) => {
-                    tracing::warn!(workload = %workload.id, secret = %name, "image pull secret not found");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(workload = %workload.id, secret = %name, error = %e, "image pull secret unreadable");
-                    continue;
-                }
-            };
-            match docker_credentials(&secret) {
-                Ok(found) => {
-                    for credential in found {
-                        credentials.entry(credential.registry.clone()).or_insert(credential);
-                    }
-                }
-                Err(e) => tracing::warn!(workload = %workload.id, error = %e, "image pull secret skipped"),
+            let key = (namespace.clone(), name.clone());
+            if !seen.secrets.contains_key(&key) {
+                let found = self.read_pull_secret(workload.id(), &namespace, &name).await;
+                seen.secrets.insert(key.clone(), found);
+            }
+            for credential in seen.secrets.get(&key).into_iter().flatten() {
+                credentials.entry(credential.registry.clone()).or_insert_with(|| credential.clone());
             }
         }
         Ok(credentials)
+    }
+
+    /// The credentials in one Secret; none (logged, without the content) when it is missing,
+    /// unreadable or not a pull secret.
+    async fn read_pull_secret(&self, workload: &ResourceId, namespace: &str, name: &str) -> Vec<RegistryCredential> {
+        let secret_ref = ObjectRef { api_version: "v1".into(), id: ResourceId::namespaced(namespace, "Secret", name) };
+        match flux_core::Cluster::get(self, &secret_ref).await {
+            Ok(Some(secret)) => docker_credentials(&secret).unwrap_or_else(|e| {
+                tracing::warn!(%workload, error = %e, "image pull secret skipped");
+                Vec::new()
+            }),
+            Ok(None) => {
+                tracing::warn!(%workload, secret = %name, "image pull secret not found");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(%workload, secret = %name, error = %e, "image pull secret unreadable");
+                Vec::new()
+            }
+        }
     }
 }
 

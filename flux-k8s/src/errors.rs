@@ -49,6 +49,13 @@ fn describe(status: &Status) -> String {
 }
 
 /// Sorts an API status code: which failures end the whole call.
+///
+/// Only what says the server cannot take requests from us at all ends the call: refused
+/// credentials (401), rate limiting (429), and the server (or a proxy in front of it) being
+/// unavailable or timing out (502 and above). Everything else is about the one request: 4xx, and
+/// a 500, which the API server answers for a body it cannot process (e.g. `failed to convert new
+/// object to proper version: ... quantities must match the regular expression`, with no reason,
+/// or `InternalError` from an admission webhook): that object is `Failed`, the others go on.
 pub(crate) fn refusal(status: Status) -> Refusal {
     match status.code {
         401 => Refusal::Fatal(Error::unauthorized(format!(
@@ -56,7 +63,7 @@ pub(crate) fn refusal(status: Status) -> Refusal {
             describe(&status)
         ))),
         429 => Refusal::Fatal(Error::RateLimited { retry_after: None }),
-        code if code >= 500 && status.reason != "InternalError" => {
+        code if code >= 502 => {
             Refusal::Fatal(Error::transient(format!("the API server failed: {}", describe(&status))))
         }
         _ => Refusal::Object(Box::new(status)),
@@ -69,7 +76,7 @@ pub(crate) fn from_kube(error: kube::Error) -> Refusal {
         kube::Error::Api(status) => refusal(*status),
         e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => Refusal::Fatal(Error::Transient {
             message: format!("cannot reach the API server: {e}"),
-            source: Some(Box::new(e)),
+            source: Some(std::sync::Arc::new(e)),
         }),
         e => Refusal::Fatal(Error::other_with("Kubernetes client error", e)),
     }
@@ -83,4 +90,32 @@ pub(crate) fn kube_error(what: &str, error: kube::Error) -> Error {
 /// Whether an object refusal says an immutable field was changed.
 pub(crate) fn is_immutable(status: &Status) -> bool {
     status.code == 422 && (status.message.contains("immutable") || status.message.contains("may not change once set"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, reason: &str, message: &str) -> Status {
+        Status::failure(message, reason).with_code(code)
+    }
+
+    #[test]
+    fn a_request_the_server_cannot_process_fails_only_its_object() {
+        // What a v1.20 API server answers to a ResourceQuota with `pods: "ten"`.
+        let quota = status(500, "", "failed to convert new object to proper version: quantities must match");
+        assert!(matches!(refusal(quota), Refusal::Object(s) if s.message.contains("quantities")));
+        assert!(matches!(refusal(status(500, "InternalError", "webhook failed")), Refusal::Object(_)));
+        assert!(matches!(refusal(status(422, "Invalid", "bad name")), Refusal::Object(_)));
+        assert!(matches!(refusal(status(403, "Forbidden", "no")), Refusal::Object(_)));
+    }
+
+    #[test]
+    fn credentials_rate_limits_and_an_unavailable_server_end_the_call() {
+        assert!(matches!(refusal(status(401, "Unauthorized", "")), Refusal::Fatal(Error::Unauthorized { .. })));
+        assert!(matches!(refusal(status(429, "TooManyRequests", "")), Refusal::Fatal(Error::RateLimited { .. })));
+        for code in [502, 503, 504] {
+            assert!(matches!(refusal(status(code, "ServiceUnavailable", "")), Refusal::Fatal(Error::Transient { .. })));
+        }
+    }
 }

@@ -26,7 +26,8 @@ impl Shared {
             ApplyOutcome::Created => ("Normal", "SyncCreated", "created by sync".to_owned()),
             ApplyOutcome::Configured => ("Normal", "SyncConfigured", "configured by sync".to_owned()),
             ApplyOutcome::Failed { reason } => ("Warning", "SyncFailed", format!("sync failed: {reason}")),
-            ApplyOutcome::Unchanged => return,
+            // The call failed as a whole: the server would not take an Event either.
+            ApplyOutcome::Unchanged | ApplyOutcome::Interrupted { .. } => return,
         };
         let namespace = object.namespace().unwrap_or("default");
         let now = jiff::Timestamp::now();

@@ -32,6 +32,38 @@ impl Shared {
         selector: Option<&str>,
         detail: Detail,
     ) -> Result<Vec<T>> {
+        match self.list_or_refusal(kind, namespace, selector, detail).await {
+            Ok(items) => Ok(items),
+            Err(Refusal::Object(status)) if matches!(status.code, 403..=405) => {
+                tracing::debug!(kind = %kind.resource.kind, ?namespace, code = status.code, "not listable here: skipped");
+                Ok(Vec::new())
+            }
+            Err(refusal) => Err(refusal.into_error(&format!("listing {}", kind.resource.kind))),
+        }
+    }
+
+    /// Every object of `kind` in `namespace` (or all) matching `selector`, page by page, or the
+    /// server's refusal.
+    pub(crate) async fn list_or_refusal<T: DeserializeOwned + Clone>(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+        detail: Detail,
+    ) -> Result<Vec<T>, Refusal> {
+        self.list_converted(kind, namespace, selector, detail, |item| item).await
+    }
+
+    /// [`Shared::list_or_refusal`], each item turned by `convert` as its page arrives: only one
+    /// page of whole items is held at a time.
+    pub(crate) async fn list_converted<T: DeserializeOwned + Clone, U>(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+        detail: Detail,
+        mut convert: impl FnMut(T) -> U,
+    ) -> Result<Vec<U>, Refusal> {
         let mut items = Vec::new();
         let mut params = ListParams::default().limit(PAGE);
         if let Some(selector) = selector {
@@ -42,16 +74,9 @@ impl Shared {
                 Detail::Full => collection(kind, namespace).list(&params),
                 Detail::Metadata => collection(kind, namespace).list_metadata(&params),
             }
-            .map_err(|e| Error::other_with("cannot build a list request", e))?;
-            let page: ObjectList<T> = match fetch(&self.client, request).await {
-                Ok(page) => page,
-                Err(Refusal::Object(status)) if matches!(status.code, 403..=405) => {
-                    tracing::debug!(kind = %kind.resource.kind, ?namespace, code = status.code, "not listable here: skipped");
-                    return Ok(items);
-                }
-                Err(refusal) => return Err(refusal.into_error(&format!("listing {}", kind.resource.kind))),
-            };
-            items.extend(page.items);
+            .map_err(|e| Refusal::Fatal(Error::other_with("cannot build a list request", e)))?;
+            let page: ObjectList<T> = fetch(&self.client, request).await?;
+            items.extend(page.items.into_iter().map(&mut convert));
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
                 None => return Ok(items),

@@ -1,10 +1,11 @@
-//! Listing the objects of one sync identity, and telling which drifted, from metadata alone.
+//! Listing marked objects (of one sync unit, or all), and telling which drifted, from metadata
+//! alone.
 //!
 //! How it works and what it costs: see the crate documentation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use flux_core::cluster::{CHECKSUM_ANNOTATION, GC_MARK_LABEL};
+use flux_core::cluster::{CHECKSUM_ANNOTATION, GC_MARK_LABEL, SYNC_UNIT_LABEL};
 use flux_core::{ManagedObject, ObjectRef, ResourceId, Result, SyncIdentity};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
@@ -13,28 +14,89 @@ use serde_json::Value;
 
 use crate::cluster::Shared;
 use crate::discovery::Kind;
+use crate::errors::Refusal;
+use crate::inventory::{GroupKind, Listing, Record};
 use crate::list::Detail;
 
-/// One listed object, before duplicates across API groups are removed.
+/// One listed object, before duplicates across API groups are removed: made as its page
+/// arrives, so `managedFields` are not kept.
 struct Listed {
     kind: Kind,
-    metadata: ObjectMeta,
+    uid: Option<String>,
+    /// Whether our field manager applied it in this apiVersion.
+    ours: bool,
+    object: ManagedObject,
+}
+
+/// The objects of one listing, with the kinds listed and those the handle was refused.
+struct Lists {
+    items: Vec<Listed>,
+    listed: BTreeSet<GroupKind>,
+    refused: BTreeSet<GroupKind>,
+}
+
+fn group_kind(kind: &Kind) -> GroupKind {
+    GroupKind::new(&kind.resource.group, &kind.resource.kind)
 }
 
 impl Shared {
+    /// Objects labelled with the unit `identity` that carry a GC mark: of the kinds the unit's
+    /// inventory records when it has one, else of every kind (see [`crate::inventory`]).
     pub(crate) async fn managed(&self, identity: &SyncIdentity) -> Result<Vec<ManagedObject>> {
-        let selector = format!("{GC_MARK_LABEL}={identity}");
-        let listed = self.list_metadata_everywhere(&selector).await?;
+        let record = self.read_inventory(identity).await.unwrap_or_else(|e| {
+            tracing::warn!(unit = %identity, error = %e, "cannot read the unit's inventory: listing every kind");
+            Record::Absent
+        });
+        let started = self.inventories.tick();
+        let kinds = match &record {
+            Record::Kinds { kinds, .. } => Some(kinds),
+            Record::Absent => None,
+        };
+        let lists = self.list_metadata(&unit_selector(identity), kinds).await?;
+        let listing = listing_of(&lists, kinds.is_none(), started);
+        self.listed(identity, listing).await;
+        Ok(self.marked_objects(lists.items))
+    }
+
+    /// What the unit's objects of `kinds` (`None`: every kind) are, for its inventory.
+    pub(crate) async fn list_unit_kinds(
+        &self,
+        identity: &SyncIdentity,
+        kinds: Option<&BTreeSet<GroupKind>>,
+        started: u64,
+    ) -> Result<Listing> {
+        let lists = self.list_metadata(&unit_selector(identity), kinds).await?;
+        Ok(listing_of(&lists, kinds.is_none(), started))
+    }
+
+    /// Every object carrying a GC mark (the label exists), whatever its unit.
+    pub(crate) async fn marked(&self) -> Result<Vec<ManagedObject>> {
+        Ok(self.marked_objects(self.list_metadata(GC_MARK_LABEL, None).await?.items))
+    }
+
+    /// Marked objects without a unit label (Flux v1's), for `identity`: none, without a request
+    /// beyond the record's, once its inventory records that a listing of every kind found none.
+    pub(crate) async fn legacy_marked(&self, identity: &SyncIdentity) -> Result<Vec<ManagedObject>> {
+        if self.no_legacy_left(identity).await {
+            return Ok(Vec::new());
+        }
+        let lists = self.list_metadata(&format!("{GC_MARK_LABEL},!{SYNC_UNIT_LABEL}"), None).await?;
+        if lists.items.is_empty() && lists.refused.is_empty() {
+            self.record_no_legacy(identity).await;
+        }
+        Ok(self.marked_objects(lists.items))
+    }
+
+    fn marked_objects(&self, listed: Vec<Listed>) -> Vec<ManagedObject> {
         // Some kinds are served by two groups (Ingress in extensions and networking.k8s.io,
         // Events in core and events.k8s.io): the same object, by uid, is reported once, in the
         // apiVersion our field manager applied it with.
         let mut by_uid: HashMap<String, (Listed, bool)> = HashMap::new();
         let mut managed = Vec::new();
-        for item in listed {
-            let ours = applied_api_version(&item.metadata, &self.options.field_manager)
-                .is_some_and(|v| v == item.kind.resource.api_version);
-            match item.metadata.uid.clone() {
+        for mut item in listed {
+            match item.uid.take() {
                 Some(uid) => {
+                    let ours = item.ours;
                     let keep = by_uid.get(&uid).is_none_or(|(_, kept_is_ours)| ours && !kept_is_ours);
                     if keep {
                         by_uid.insert(uid, (item, ours));
@@ -44,35 +106,54 @@ impl Shared {
             }
         }
         managed.extend(by_uid.into_values().map(|(item, _)| item));
-        let mut managed: Vec<ManagedObject> = managed.into_iter().map(|item| self.managed_object(item)).collect();
+        let mut managed: Vec<ManagedObject> = managed.into_iter().map(|item| item.object).collect();
         managed.sort_by(|a, b| a.reference.id.cmp(&b.reference.id));
-        Ok(managed)
+        managed
     }
 
-    fn managed_object(&self, item: Listed) -> ManagedObject {
-        let metadata = &item.metadata;
+    /// What the sync engine needs of one listed object, its drift judged now.
+    fn listed_object(&self, kind: &Kind, metadata: ObjectMeta) -> Listed {
+        let ours =
+            applied_api_version(&metadata, &self.options.field_manager).is_some_and(|v| v == kind.resource.api_version);
         let name = metadata.name.clone().unwrap_or_default();
-        let id = ResourceId::new(metadata.namespace.as_deref(), &item.kind.resource.kind, &name);
-        let annotations: BTreeMap<String, String> = metadata.annotations.clone().unwrap_or_default();
-        let group = &item.kind.resource.group;
+        let id = ResourceId::new(metadata.namespace.as_deref(), &kind.resource.kind, &name);
+        let group = &kind.resource.group;
         self.seen.set(group, &id, metadata.resource_version.clone());
-        let ours = self.applied.get(group, &id);
-        let drifted = if ours.is_some() && ours == metadata.resource_version {
+        let applied = self.applied.get(group, &id);
+        let drifted = if applied.is_some() && applied == metadata.resource_version {
             false
         } else {
-            drifted(metadata, &self.options.field_manager)
+            drifted(&metadata, &self.options.field_manager)
         };
-        ManagedObject {
-            reference: ObjectRef { api_version: item.kind.resource.api_version.clone(), id },
+        let annotations: BTreeMap<String, String> = metadata.annotations.unwrap_or_default();
+        let object = ManagedObject {
+            reference: ObjectRef { api_version: kind.resource.api_version.clone(), id },
             checksum: annotations.get(CHECKSUM_ANNOTATION).cloned(),
             drifted,
             annotations,
-        }
+            labels: metadata.labels.unwrap_or_default(),
+        };
+        Listed { kind: kind.clone(), uid: metadata.uid, ours, object }
     }
 
-    /// Every object matching `selector` of every kind the handle may list.
-    async fn list_metadata_everywhere(&self, selector: &str) -> Result<Vec<Listed>> {
-        let kinds = self.kinds.listable().await?;
+    /// Every object matching `selector` of `kinds` (`None`: every kind the handle may list).
+    async fn list_metadata(&self, selector: &str, kinds: Option<&BTreeSet<GroupKind>>) -> Result<Lists> {
+        let (kinds, listed) = match kinds {
+            None => {
+                let kinds = self.kinds.listable().await?;
+                let listed = kinds.iter().map(group_kind).collect();
+                (kinds, listed)
+            }
+            Some(wanted) => {
+                let mut found = Vec::new();
+                for gk in wanted {
+                    // A kind no longer served has no objects left: listed, and empty.
+                    found.extend(self.kinds.listed_kind(&gk.group, &gk.kind).await?);
+                }
+                (found, wanted.clone())
+            }
+        };
+        let mut lists = Lists { items: Vec::new(), listed, refused: BTreeSet::new() };
         let mut scopes: Vec<(Kind, Option<String>)> = Vec::new();
         for kind in kinds {
             match (&self.options.namespaces, kind.namespaced) {
@@ -81,16 +162,51 @@ impl Shared {
             }
         }
         let requests: Vec<_> = scopes.into_iter().map(|(kind, ns)| self.list_kind(kind, ns, selector)).collect();
-        let lists: Vec<Vec<Listed>> =
+        let results: Vec<(Kind, Option<Vec<Listed>>)> =
             stream::iter(requests).buffer_unordered(self.options.concurrency).try_collect().await?;
-        Ok(lists.into_iter().flatten().collect())
+        for (kind, items) in results {
+            match items {
+                Some(items) => lists.items.extend(items),
+                None => {
+                    lists.refused.insert(group_kind(&kind));
+                }
+            }
+        }
+        Ok(lists)
     }
 
-    async fn list_kind(&self, kind: Kind, namespace: Option<String>, selector: &str) -> Result<Vec<Listed>> {
-        let items: Vec<PartialObjectMeta> =
-            self.list(&kind, namespace.as_deref(), Some(selector), Detail::Metadata).await?;
-        Ok(items.into_iter().map(|o| Listed { kind: kind.clone(), metadata: o.metadata }).collect())
+    /// One kind's objects in `namespace` (or all); `None` when the handle may not list them.
+    async fn list_kind(
+        &self,
+        kind: Kind,
+        namespace: Option<String>,
+        selector: &str,
+    ) -> Result<(Kind, Option<Vec<Listed>>)> {
+        let convert = |o: PartialObjectMeta| self.listed_object(&kind, o.metadata);
+        let listed: Vec<Listed> =
+            match self.list_converted(&kind, namespace.as_deref(), Some(selector), Detail::Metadata, convert).await {
+                Ok(items) => items,
+                Err(Refusal::Object(status)) if status.code == 403 => {
+                    tracing::debug!(kind = %kind.resource.kind, ?namespace, "not listable here: skipped");
+                    return Ok((kind, None));
+                }
+                // The kind went away since discovery: no objects.
+                Err(Refusal::Object(status)) if matches!(status.code, 404 | 405) => Vec::new(),
+                Err(refusal) => return Err(refusal.into_error(&format!("listing {}", kind.resource.kind))),
+            };
+        Ok((kind, Some(listed)))
     }
+}
+
+fn unit_selector(identity: &SyncIdentity) -> String {
+    format!("{SYNC_UNIT_LABEL}={identity},{GC_MARK_LABEL}")
+}
+
+/// What `lists` tell the inventory: kinds with objects, or refused, may hold objects.
+fn listing_of(lists: &Lists, full: bool, started: u64) -> Listing {
+    let mut found: BTreeSet<GroupKind> = lists.items.iter().map(|i| group_kind(&i.kind)).collect();
+    found.extend(lists.refused.iter().cloned());
+    Listing { started, full, listed: lists.listed.clone(), found }
 }
 
 /// The apiVersion of our field manager's `Apply` entry.

@@ -3,6 +3,7 @@
 //!
 //! One full list per workload kind the server serves (per namespace when restricted).
 
+use flux_core::kinds::api_group;
 use flux_core::manifest::{Manifest, workloads};
 use flux_core::workload::{pod_containers, rollout_status};
 use flux_core::{Container, KubeObject, Result, Workload, WorkloadStatus};
@@ -13,8 +14,10 @@ use crate::cluster::Shared;
 use crate::discovery::Kind;
 use crate::list::Detail;
 
-/// Workload kinds by apiVersion, first served version of a kind wins.
-const WORKLOAD_KINDS: [(&str, &str); 7] = [
+/// Workload kinds by apiVersion: of one group, the first served version of a kind wins. Of
+/// HelmReleases, both Flux v1 groups are listed, and a `flux.weave.works/v1beta1` one named like
+/// a `helm.fluxcd.io/v1` one in its namespace is left out, as Flux v1 did.
+const WORKLOAD_KINDS: [(&str, &str); 8] = [
     ("apps/v1", "Deployment"),
     ("apps/v1", "DaemonSet"),
     ("apps/v1", "StatefulSet"),
@@ -22,13 +25,14 @@ const WORKLOAD_KINDS: [(&str, &str); 7] = [
     ("batch/v1", "CronJob"),
     ("batch/v1beta1", "CronJob"),
     ("helm.fluxcd.io/v1", "HelmRelease"),
+    ("flux.weave.works/v1beta1", "HelmRelease"),
 ];
 
 impl Shared {
     pub(crate) async fn workloads(&self, namespace: Option<&str>) -> Result<Vec<Workload>> {
         let mut kinds: Vec<Kind> = Vec::new();
         for (api_version, kind) in WORKLOAD_KINDS {
-            if kinds.iter().any(|k| k.resource.kind == kind) {
+            if kinds.iter().any(|k| k.resource.kind == kind && k.resource.group == api_group(api_version)) {
                 continue;
             }
             if let Some(found) = self.kinds.lookup(api_version, kind).await? {
@@ -48,7 +52,9 @@ impl Shared {
                 }
             }
         }
+        // Stable: of two HelmReleases with one id, the helm.fluxcd.io one (listed first) stays.
         workloads.sort_by(|a, b| a.id.cmp(&b.id));
+        workloads.dedup_by(|later, first| later.id == first.id);
         Ok(workloads)
     }
 
@@ -128,5 +134,19 @@ mod tests {
         let images: Vec<_> = w.containers.iter().map(|c| (c.name.as_str(), c.image.as_str())).collect();
         assert_eq!(images, [("cache", "ghcr.io/team/redis:7"), ("chart-image", "nginx:1.25")]);
         assert_eq!(w.status, WorkloadStatus::Ready);
+    }
+
+    #[test]
+    fn flux_v1_older_helm_releases_are_read_the_same_way() {
+        let hr = KubeObject::from_value(
+            json!({"apiVersion": "flux.weave.works/v1beta1", "kind": "HelmRelease", "metadata": {"name": "r", "namespace": "n"},
+                "spec": {"values": {"image": {"repository": "quay.io/datawire/ambassador", "tag": "0.70.1"}}}}),
+            None,
+        )
+        .expect("valid object");
+        let w = workload(&hr);
+        let images: Vec<_> = w.containers.iter().map(|c| (c.name.as_str(), c.image.as_str())).collect();
+        assert_eq!(images, [("chart-image", "quay.io/datawire/ambassador:0.70.1")]);
+        assert_eq!(w.status, WorkloadStatus::Unknown);
     }
 }

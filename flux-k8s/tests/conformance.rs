@@ -50,11 +50,13 @@ fn a_no_op_sync_makes_zero_writes() {
         }
         assert_eq!(server.write_requests(ADMIN), before, "listing managed objects writes nothing");
 
-        // The request budget of `managed`: one label-selected metadata list per listable kind.
-        let lists = server.requests(ADMIN, &["list"]);
+        // The request budget of `managed`: one label-selected metadata list per kind the unit's
+        // inventory records (Namespace, ConfigMap, Deployment), and one GET of the record.
+        let (lists, gets) = (server.requests(ADMIN, &["list"]), server.requests(ADMIN, &["get"]));
         cluster.managed(&identity).await.expect("managed");
         let budget = server.requests(ADMIN, &["list"]) - lists;
         eprintln!("managed() made {budget} list requests");
-        assert!((30..=60).contains(&budget), "about one list per kind on Kubernetes 1.20, made {budget}");
+        assert_eq!(budget, 3, "one list per kind the unit applied");
+        assert_eq!(server.requests(ADMIN, &["get"]) - gets, 1, "one GET of the record");
     });
 }

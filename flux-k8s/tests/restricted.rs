@@ -72,3 +72,36 @@ fn a_restricted_identity_syncs_and_prunes_only_its_namespaces() {
         assert_eq!(workloads.iter().map(|w| w.id.to_string()).collect::<Vec<_>>(), ["team-a:deployment/web"]);
     });
 }
+
+#[test]
+fn a_sibling_handle_shares_the_client_but_keeps_its_own_options() {
+    let Some(server) = KubeApiServer::start() else { return };
+    runtime().block_on(async {
+        let admin = cluster(&server, ADMIN, ClusterOptions::default()).await;
+        let mut setup = vec![namespace("team-a"), namespace("team-b")];
+        setup.push(deployment("team-a", "web", "nginx:1.25"));
+        setup.push(deployment("team-b", "api", "nginx:1.25"));
+        apply_ok(&admin, &setup).await;
+
+        let team_a = admin.sibling(ClusterOptions::default().restricted_to(["team-a"]));
+        let ids = |w: Vec<flux_core::Workload>| w.iter().map(|w| w.id.to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(team_a.workloads(None).await.expect("workloads")), ["team-a:deployment/web"]);
+        assert_eq!(
+            ids(admin.workloads(None).await.expect("workloads")),
+            ["team-a:deployment/web", "team-b:deployment/api"],
+            "the first handle keeps its own (unrestricted) options"
+        );
+
+        // The sibling applies and lists its unit's objects through the shared client.
+        let identity = SyncIdentity::new("team-a").expect("valid identity");
+        let mine = owned(config_map("team-a", "settings", "1"), &identity, "s1");
+        let results = team_a.apply(std::slice::from_ref(&mine), WriteOptions::default()).await.expect("apply");
+        assert_eq!(outcomes(&results), vec![ApplyOutcome::Created]);
+        let managed = team_a.managed(&identity).await.expect("managed");
+        assert_eq!(
+            managed.iter().map(|m| m.reference.id.to_string()).collect::<Vec<_>>(),
+            ["team-a:configmap/settings"]
+        );
+        assert!(admin.get(&ObjectRef::of(&mine)).await.expect("get").is_some(), "one API server behind both");
+    });
+}

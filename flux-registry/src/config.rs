@@ -50,6 +50,12 @@ pub struct RegistryConfig {
     pub exclude_images: Vec<String>,
     /// Tag globs left out of tag lists; by default cosign's `*.sig`, `*.att`, `*.sbom`.
     pub exclude_tags: Vec<String>,
+    /// Image repository globs whose images' time is taken from their labels
+    /// (`org.opencontainers.image.created`, else `org.label-schema.build-date`) rather than the
+    /// config's `created` field, when they have one (Flux v1's `--registry-use-labels`). A
+    /// Docker Hub repository also matches by its `index.docker.io/...` name, as v1's globs were
+    /// written. Default: none.
+    pub use_labels: Vec<String>,
 }
 
 impl Default for RegistryConfig {
@@ -72,6 +78,7 @@ impl Default for RegistryConfig {
             include_images: Vec::new(),
             exclude_images: Vec::new(),
             exclude_tags: DEFAULT_EXCLUDED_TAGS.map(String::from).to_vec(),
+            use_labels: Vec::new(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Who we are to each registry host: static credentials, pull secrets supplied at run time, and
 //! Docker's `config.json` (with its credential helpers). Secrets never reach `Debug` or errors.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::RwLock;
@@ -50,6 +50,75 @@ impl fmt::Debug for Credential {
             Credential::Token(_) => f.write_str("Token(<redacted>)"),
         }
     }
+}
+
+/// Credentials by registry host, from one workload's image pull secrets (its own, then its
+/// service account's). An [`OciRegistry::with_pull_credentials`](crate::OciRegistry::with_pull_credentials)
+/// view uses them instead of the handle's own credentials for those hosts, and the handle's
+/// (configured credentials, then Docker's `config.json`) for every other host, as Flux v1 merged
+/// `--docker-config` under the pull secrets. `Debug` shows the hosts only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PullCredentials {
+    by_host: BTreeMap<String, Credential>,
+}
+
+impl fmt::Debug for PullCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PullCredentials").field("hosts", &self.by_host.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl PullCredentials {
+    /// No credentials: a view with them answers as the handle itself.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the credential for `host` (a secret's `auths` key such as `https://index.docker.io/v1/`,
+    /// `ghcr.io` or `127.0.0.1:5000`; normalised to the host). The first one set for a host is
+    /// kept, as the kubelet tries a workload's own secrets before its service account's.
+    pub fn insert(&mut self, host: &str, credential: Credential) {
+        self.by_host.entry(normalise_host(host)).or_insert(credential);
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_host.is_empty()
+    }
+
+    /// The hosts they are for.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.by_host.keys().map(String::as_str)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Credential)> {
+        self.by_host.iter().map(|(h, c)| (h.as_str(), c))
+    }
+}
+
+/// A fingerprint of `credential` for `host`, salted: equal for equal credentials, so views with
+/// the same credentials share cached answers, and useless for guessing the password from.
+pub(crate) fn identity(salt: &str, host: &str, credential: &Credential) -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for part in [salt, host] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    match credential {
+        Credential::Anonymous => hash.update(b"anonymous"),
+        Credential::Basic { username, password } => {
+            hash.update(b"basic\0");
+            hash.update(username.as_bytes());
+            hash.update([0]);
+            hash.update(password.as_bytes());
+        }
+        Credential::Token(token) => {
+            hash.update(b"token\0");
+            hash.update(token.as_bytes());
+        }
+    }
+    hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where Docker's `config.json` is read from.
@@ -248,6 +317,28 @@ mod tests {
         assert!(err.to_string().contains("team/broken"), "{err}");
         let err = creds.add_pull_secret("team/bad-auth", br#"{"auths":{"h":{"auth":"!!"}}}"#).unwrap_err();
         assert!(err.to_string().contains("team/bad-auth"), "{err}");
+    }
+
+    #[test]
+    fn pull_credentials_keep_the_first_per_host_and_hide_secrets() {
+        let mut pull = PullCredentials::new();
+        pull.insert("https://reg.example/v1/", Credential::basic("own", "first-pw"));
+        pull.insert("reg.example", Credential::basic("account", "second-pw"));
+        assert_eq!(pull.iter().collect::<Vec<_>>(), [("reg.example", &Credential::basic("own", "first-pw"))]);
+        assert_eq!(pull.hosts().collect::<Vec<_>>(), ["reg.example"]);
+        let shown = format!("{pull:?}");
+        assert!(shown.contains("reg.example") && !shown.contains("pw") && !shown.contains("own"), "{shown}");
+    }
+
+    #[test]
+    fn identities_differ_by_credential_and_salt_and_hide_it() {
+        let a = Credential::basic("u", "p1");
+        let b = Credential::basic("u", "p2");
+        assert_eq!(identity("s", "h", &a), identity("s", "h", &a));
+        assert_ne!(identity("s", "h", &a), identity("s", "h", &b));
+        assert_ne!(identity("s", "h", &a), identity("t", "h", &a));
+        assert_ne!(identity("s", "h", &a), identity("s", "other", &a));
+        assert!(!identity("s", "h", &a).contains("p1"));
     }
 
     #[tokio::test]

@@ -8,8 +8,10 @@
 //!   configured platform(s) (default `linux/amd64`, never the machine's own by accident) and
 //!   the list of platforms.
 //! - **Credentials**: anonymous, basic, bearer-token challenges (through oci-client), Docker's
-//!   `config.json` with credential helpers, and pull secrets given at run time per host
-//!   ([`OciRegistry::add_pull_secret`]). Never in logs, errors or `Debug`.
+//!   `config.json` with credential helpers, pull secrets given at run time per host
+//!   ([`OciRegistry::add_pull_secret`]), and views with one workload's own pull secrets
+//!   ([`OciRegistry::with_pull_credentials`]) whose answers are cached apart from those got
+//!   with other credentials. Never in logs, errors or `Debug`.
 //! - **Transport**: HTTPS with extra CA bundles, plain HTTP for listed hosts; per-host token
 //!   bucket, `429` slows a host down (honouring `Retry-After`) and recovers gradually; 5xx and
 //!   timeouts retried with jittered backoff, a bounded number of times.
@@ -43,6 +45,7 @@ mod scope;
 mod transport;
 
 pub use config::RegistryConfig;
-pub use credentials::{Credential, DockerConfig};
+pub use credentials::{Credential, DockerConfig, PullCredentials};
 pub use registry::OciRegistry;
+pub use registry::WithPullCredentials;
 pub use scope::DEFAULT_EXCLUDED_TAGS;

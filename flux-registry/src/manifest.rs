@@ -61,20 +61,40 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parsed, String> {
     }
 }
 
-/// The `created` time of an image config; `None` when absent, empty or unreadable.
-pub(crate) fn config_created(body: &[u8]) -> Option<Timestamp> {
+/// The label holding an image's creation time in the OCI image spec, preferred by Flux v1.
+pub(crate) const OCI_CREATED_LABEL: &str = "org.opencontainers.image.created";
+/// The Label Schema's build date label, Flux v1's second choice.
+pub(crate) const LABEL_SCHEMA_BUILD_DATE: &str = "org.label-schema.build-date";
+
+/// The times an image config gives: its `created` field, and the time its labels say
+/// (`org.opencontainers.image.created`, else `org.label-schema.build-date`, RFC 3339 as Flux v1
+/// read them). Each `None` when absent, empty or unreadable (an unreadable label is logged).
+pub(crate) fn config_times(body: &[u8]) -> (Option<Timestamp>, Option<Timestamp>) {
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        #[serde(rename = "Labels", default)]
+        labels: Option<std::collections::BTreeMap<String, String>>,
+    }
     #[derive(serde::Deserialize)]
     struct Config {
         created: Option<String>,
+        #[serde(default)]
+        config: Option<Inner>,
     }
-    let created = serde_json::from_slice::<Config>(body).ok()?.created?;
-    match created.parse::<Timestamp>() {
+    let Ok(config) = serde_json::from_slice::<Config>(body) else { return (None, None) };
+    let parse = |what: &str, value: &str| match value.parse::<Timestamp>() {
         Ok(t) => Some(t),
         Err(e) => {
-            tracing::debug!(%created, error = %e, "ignoring an unreadable created time");
+            tracing::debug!(what, value, error = %e, "ignoring an unreadable image time");
             None
         }
-    }
+    };
+    let created = config.created.as_deref().and_then(|c| parse("created", c));
+    let labels = config.config.and_then(|c| c.labels).unwrap_or_default();
+    let labelled = [OCI_CREATED_LABEL, LABEL_SCHEMA_BUILD_DATE]
+        .iter()
+        .find_map(|label| labels.get(*label).filter(|v| !v.trim().is_empty()).and_then(|v| parse(label, v.trim())));
+    (created, labelled)
 }
 
 /// `sha256:<hex>` of `body`.
@@ -127,10 +147,18 @@ mod tests {
     #[test]
     fn created_times() {
         assert_eq!(
-            config_created(br#"{"created":"2023-11-14T22:13:20Z"}"#),
+            config_times(br#"{"created":"2023-11-14T22:13:20Z"}"#).0,
             Some(Timestamp::from_second(1_700_000_000).unwrap())
         );
-        assert_eq!(config_created(br#"{"architecture":"amd64"}"#), None);
-        assert_eq!(config_created(br#"{"created":"yesterday"}"#), None);
+        assert_eq!(config_times(br#"{"architecture":"amd64"}"#), (None, None));
+        assert_eq!(config_times(br#"{"created":"yesterday"}"#), (None, None));
+        let both = br#"{"created":"2020-01-01T00:00:00Z","config":{"Labels":{
+            "org.label-schema.build-date":"2022-01-01T00:00:00Z",
+            "org.opencontainers.image.created":"2023-01-01T00:00:00Z"}}}"#;
+        let t = |s: &str| s.parse::<Timestamp>().ok();
+        assert_eq!(config_times(both), (t("2020-01-01T00:00:00Z"), t("2023-01-01T00:00:00Z")), "OCI's label first");
+        let schema = br#"{"config":{"Labels":{"org.label-schema.build-date":"2022-01-01T00:00:00Z",
+            "org.opencontainers.image.created":"not a time"}}}"#;
+        assert_eq!(config_times(schema), (None, t("2022-01-01T00:00:00Z")), "an unreadable label is skipped");
     }
 }

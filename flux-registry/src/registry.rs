@@ -1,6 +1,7 @@
 //! [`OciRegistry`]: the [`Registry`] port over the OCI distribution API.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use flux_core::{Error, ImageInfo, ImageRef, ImageRepo, Platform, Registry, Result};
@@ -10,10 +11,10 @@ use reqwest::{Method, StatusCode};
 
 use crate::cache::{Cache, Manifest, TagDigest, TagList};
 use crate::config::RegistryConfig;
-use crate::credentials::Credentials;
+use crate::credentials::{Credential, Credentials, PullCredentials, identity};
 use crate::manifest::{self, ACCEPT_MANIFESTS, Parsed};
 use crate::rate_limit::Backoff;
-use crate::scope::Scope;
+use crate::scope::{LabelTimes, Scope};
 use crate::transport::{Reply, Transport, TransportConfig};
 
 /// A registry that keeps on paginating without end is refused rather than followed forever.
@@ -29,6 +30,8 @@ pub struct OciRegistry {
     transport: Transport,
     cache: Cache,
     scope: Scope,
+    /// The repositories whose image times come from labels.
+    label_times: LabelTimes,
     platforms: Vec<Platform>,
     page_size: Option<usize>,
     digest_recheck: std::time::Duration,
@@ -65,6 +68,7 @@ impl OciRegistry {
             transport,
             cache,
             scope: Scope::new(&config.include_images, &config.exclude_images, &config.exclude_tags)?,
+            label_times: LabelTimes::new(&config.use_labels)?,
             platforms: config.platforms,
             page_size: config.page_size,
             digest_recheck: config.digest_recheck,
@@ -83,34 +87,60 @@ impl OciRegistry {
         self.transport.request_count()
     }
 
-    async fn get(&self, repo: &ImageRepo, path: &str, accept: &[&str]) -> Result<Reply> {
-        self.transport.send(Method::GET, repo, path, accept).await
+    /// A view of this registry that authenticates with `credentials` for their hosts (and as
+    /// the handle does for the others), sharing its connections, rate limits and cache file;
+    /// what it fetches with them is cached apart from what was fetched with other credentials.
+    /// Cheap: make one per workload and scan.
+    pub fn with_pull_credentials(self: &Arc<Self>, credentials: &PullCredentials) -> WithPullCredentials {
+        let hosts = credentials
+            .iter()
+            .map(|(host, c)| (host.to_owned(), (c.clone(), identity(self.cache.salt(), host, c))))
+            .collect();
+        WithPullCredentials { inner: Arc::clone(self), hosts }
+    }
+
+    async fn get(&self, who: Who<'_>, repo: &ImageRepo, path: &str, accept: &[&str]) -> Result<Reply> {
+        self.transport.send(Method::GET, repo, path, accept, who.for_host(repo.registry())).await
     }
 
     /// Resolves a tag to its current digest with one `HEAD` (or a `GET` when the registry does
     /// not say the digest), recording it.
-    async fn head_digest(&self, repo: &ImageRepo, image: &ImageRef, tag: &str) -> Result<String> {
+    async fn head_digest(&self, who: Who<'_>, repo: &ImageRepo, image: &ImageRef, tag: &str) -> Result<String> {
         let path = format!("/v2/{}/manifests/{tag}", repo.path());
-        let reply = self.transport.send(Method::HEAD, repo, &path, &ACCEPT_MANIFESTS).await?;
+        let credential = who.for_host(repo.registry());
+        let reply = self.transport.send(Method::HEAD, repo, &path, &ACCEPT_MANIFESTS, credential).await?;
         check_status(&reply, image)?;
         match reply.headers.get("docker-content-digest").and_then(|v| v.to_str().ok()) {
             Some(digest) if is_sha256(digest) => Ok(digest.to_owned()),
-            _ => Ok(self.fetch_manifest(repo, image, tag).await?.0),
+            _ => Ok(self.fetch_manifest(who, repo, image, tag).await?.0),
         }
     }
 
     /// The manifest `reference` (tag or digest) names: from the cache for a known digest, else
     /// fetched, with its config for an image, and stored by digest.
-    async fn manifest(&self, repo: &ImageRepo, image: &ImageRef, reference: &str) -> Result<(String, Manifest)> {
-        if let Some(m) = self.cache.manifest(reference) {
+    async fn manifest(
+        &self,
+        who: Who<'_>,
+        repo: &ImageRepo,
+        image: &ImageRef,
+        reference: &str,
+    ) -> Result<(String, Manifest)> {
+        if let Some(m) = self.cache.manifest(who.identity(repo.registry()), reference) {
             return Ok((reference.to_owned(), m));
         }
-        self.fetch_manifest(repo, image, reference).await
+        self.fetch_manifest(who, repo, image, reference).await
     }
 
-    async fn fetch_manifest(&self, repo: &ImageRepo, image: &ImageRef, reference: &str) -> Result<(String, Manifest)> {
+    async fn fetch_manifest(
+        &self,
+        who: Who<'_>,
+        repo: &ImageRepo,
+        image: &ImageRef,
+        reference: &str,
+    ) -> Result<(String, Manifest)> {
         let path = format!("/v2/{}/manifests/{reference}", repo.path());
-        let reply = self.get(repo, &path, &ACCEPT_MANIFESTS).await?;
+        let cached_as = who.identity(repo.registry());
+        let reply = self.get(who, repo, &path, &ACCEPT_MANIFESTS).await?;
         check_status(&reply, image)?;
         let computed = manifest::sha256(&reply.body);
         let digest = match reply.headers.get("docker-content-digest").and_then(|v| v.to_str().ok()) {
@@ -125,7 +155,7 @@ impl OciRegistry {
         if reference.contains(':') && reference != digest {
             return Err(Error::other(format!("{image}: asked for {reference}, the registry served {digest}")));
         }
-        if let Some(m) = self.cache.manifest(&digest) {
+        if let Some(m) = self.cache.manifest(cached_as, &digest) {
             return Ok((digest, m));
         }
         let parsed =
@@ -134,38 +164,37 @@ impl OciRegistry {
             Parsed::Index(index) => index,
             Parsed::Image { config_digest } => {
                 let path = format!("/v2/{}/blobs/{config_digest}", repo.path());
-                let reply = self.get(repo, &path, &["application/json", "*/*"]).await?;
+                let reply = self.get(who, repo, &path, &["application/json", "*/*"]).await?;
                 check_status(&reply, image)?;
                 if manifest::sha256(&reply.body) != config_digest && config_digest.starts_with("sha256:") {
                     return Err(Error::other(format!("{image}: config {config_digest} does not match its content")));
                 }
-                Manifest::Image { created: manifest::config_created(&reply.body) }
+                let (created, labelled) = manifest::config_times(&reply.body);
+                Manifest::Image { created, labelled }
             }
         };
-        self.cache.put_manifest(&digest, &m);
+        self.cache.put_manifest(cached_as, &digest, &m);
         Ok((digest, m))
     }
 
     /// The digest `tag` points at now, from the cache when checked recently enough.
-    async fn tag_digest(&self, repo: &ImageRepo, image: &ImageRef, tag: &str) -> Result<String> {
+    async fn tag_digest(&self, who: Who<'_>, repo: &ImageRepo, image: &ImageRef, tag: &str) -> Result<String> {
         let now = Timestamp::now();
-        let known = self.cache.tag_digest(repo, tag);
+        let cached_as = who.identity(repo.registry());
+        let known = self.cache.tag_digest(cached_as, repo, tag);
         let recheck = i64::try_from(self.digest_recheck.as_secs()).unwrap_or(i64::MAX);
         let digest = match known {
             Some(k) if now.as_second().saturating_sub(k.checked.as_second()) < recheck => return Ok(k.digest),
             // Known but due for a check: a HEAD says whether it moved.
-            Some(_) => self.head_digest(repo, image, tag).await?,
+            Some(_) => self.head_digest(who, repo, image, tag).await?,
             // New: one GET gives digest and content at once.
-            None => self.fetch_manifest(repo, image, tag).await?.0,
+            None => self.fetch_manifest(who, repo, image, tag).await?.0,
         };
-        self.cache.put_tag_digest(repo, tag, &TagDigest { digest: digest.clone(), checked: now });
+        self.cache.put_tag_digest(cached_as, repo, tag, &TagDigest { digest: digest.clone(), checked: now });
         Ok(digest)
     }
-}
 
-#[async_trait]
-impl Registry for OciRegistry {
-    async fn tags(&self, repository: &ImageRepo) -> Result<Vec<String>> {
+    async fn tags_as(&self, who: Who<'_>, repository: &ImageRepo) -> Result<Vec<String>> {
         self.scope.check(repository)?;
         let first = match self.page_size {
             Some(n) => format!("/v2/{}/tags/list?n={n}", repository.path()),
@@ -181,7 +210,7 @@ impl Registry for OciRegistry {
                     "{repository}: the tag list did not end after {MAX_TAG_PAGES} pages"
                 )));
             }
-            let reply = self.get(repository, &path, &["application/json"]).await?;
+            let reply = self.get(who, repository, &path, &["application/json"]).await?;
             if reply.status == StatusCode::NOT_FOUND {
                 return Err(Error::not_found(format!("repository {repository}")));
             }
@@ -209,24 +238,32 @@ impl Registry for OciRegistry {
             });
         }
         let tags: Vec<String> = all.into_iter().filter(|t| self.scope.keeps_tag(t)).collect();
-        self.cache.put_tag_list(repository, &TagList { tags: tags.clone(), listed: Timestamp::now() });
+        let cached_as = who.identity(repository.registry());
+        self.cache.put_tag_list(cached_as, repository, &TagList { tags: tags.clone(), listed: Timestamp::now() });
         Ok(tags)
     }
 
-    async fn image_info(&self, image: &ImageRef) -> Result<ImageInfo> {
+    async fn image_info_as(&self, who: Who<'_>, image: &ImageRef) -> Result<ImageInfo> {
         let repo = image.repository();
         self.scope.check(&repo)?;
         let digest = match image.digest() {
             Some(d) => d.to_owned(),
-            None => self.tag_digest(&repo, image, image.tag().unwrap_or("latest")).await?,
+            None => self.tag_digest(who, &repo, image, image.tag().unwrap_or("latest")).await?,
         };
-        let (digest, m) = self.manifest(&repo, image, &digest).await?;
+        let (digest, m) = self.manifest(who, &repo, image, &digest).await?;
+        // Flux v1's --registry-use-labels: the label's time, when there is one, for the matching
+        // repositories.
+        let use_labels = self.label_times.applies(&repo);
+        let time = |created: Option<Timestamp>, labelled: Option<Timestamp>| match labelled {
+            Some(t) if use_labels => Some(t),
+            _ => created,
+        };
         let (created, platforms) = match m {
-            Manifest::Image { created } => (created, Vec::new()),
+            Manifest::Image { created, labelled } => (time(created, labelled), Vec::new()),
             Manifest::Index { entries } => {
                 let created = match manifest::choose(&entries, &self.platforms) {
-                    Some(entry) => match self.manifest(&repo, image, entry).await?.1 {
-                        Manifest::Image { created } => created,
+                    Some(entry) => match self.manifest(who, &repo, image, entry).await?.1 {
+                        Manifest::Image { created, labelled } => time(created, labelled),
                         Manifest::Index { .. } => {
                             return Err(Error::other(format!("{image}: index entry {entry} is itself an index")));
                         }
@@ -238,6 +275,71 @@ impl Registry for OciRegistry {
             }
         };
         Ok(ImageInfo { image: image.clone(), digest, created, platforms })
+    }
+}
+
+#[async_trait]
+impl Registry for OciRegistry {
+    async fn tags(&self, repository: &ImageRepo) -> Result<Vec<String>> {
+        self.tags_as(Who::default(), repository).await
+    }
+
+    async fn image_info(&self, image: &ImageRef) -> Result<ImageInfo> {
+        self.image_info_as(Who::default(), image).await
+    }
+}
+
+/// Whose credentials a request uses: a view's pull credentials (with each host's identity) for
+/// their hosts, the handle's own otherwise (`Who::default()`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Who<'a>(Option<&'a BTreeMap<String, (Credential, String)>>);
+
+impl<'a> Who<'a> {
+    /// The credential and identity to use for `host`, `None` for the handle's own.
+    fn for_host(self, host: &str) -> Option<(&'a Credential, &'a str)> {
+        self.0.and_then(|hosts| hosts.get(host)).map(|(c, id)| (c, id.as_str()))
+    }
+
+    /// The identity cache entries for `host` belong to: empty for the handle's own credentials.
+    fn identity(self, host: &str) -> &'a str {
+        self.for_host(host).map_or("", |(_, id)| id)
+    }
+}
+
+/// An [`OciRegistry`] seen with one workload's pull credentials: see
+/// [`OciRegistry::with_pull_credentials`]. `Debug` shows the hosts, never the credentials.
+#[derive(Clone)]
+pub struct WithPullCredentials {
+    inner: Arc<OciRegistry>,
+    hosts: BTreeMap<String, (Credential, String)>,
+}
+
+impl std::fmt::Debug for WithPullCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithPullCredentials").field("hosts", &self.hosts.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl WithPullCredentials {
+    /// For `host`, the identity of the credential this view uses (a salted fingerprint, safe to
+    /// show and compare: equal for equal credentials), or `None` when it uses the handle's own.
+    pub fn identity(&self, host: &str) -> Option<&str> {
+        self.hosts.get(host).map(|(_, id)| id.as_str())
+    }
+
+    fn who(&self) -> Who<'_> {
+        Who(Some(&self.hosts))
+    }
+}
+
+#[async_trait]
+impl Registry for WithPullCredentials {
+    async fn tags(&self, repository: &ImageRepo) -> Result<Vec<String>> {
+        self.inner.tags_as(self.who(), repository).await
+    }
+
+    async fn image_info(&self, image: &ImageRef) -> Result<ImageInfo> {
+        self.inner.image_info_as(self.who(), image).await
     }
 }
 

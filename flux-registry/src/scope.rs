@@ -48,6 +48,26 @@ impl Scope {
     }
 }
 
+/// The repositories whose image times come from labels (`use_labels`).
+#[derive(Debug)]
+pub(crate) struct LabelTimes(GlobSet);
+
+impl LabelTimes {
+    pub(crate) fn new(patterns: &[String]) -> Result<Self, Error> {
+        Ok(LabelTimes(globs("use-labels image", patterns)?))
+    }
+
+    /// Whether `repo` matches, by its name or, on Docker Hub, by Flux v1's `index.docker.io/...`.
+    pub(crate) fn applies(&self, repo: &ImageRepo) -> bool {
+        let name = repo.to_string();
+        self.0.is_match(&name)
+            || (repo.registry() == flux_core::image::DOCKER_HUB
+                && name
+                    .strip_prefix("docker.io/")
+                    .is_some_and(|rest| self.0.is_match(format!("index.docker.io/{rest}"))))
+    }
+}
+
 fn globs(what: &str, patterns: &[String]) -> Result<GlobSet, Error> {
     let mut set = GlobSetBuilder::new();
     for p in patterns {
@@ -88,5 +108,17 @@ mod tests {
     fn a_bad_glob_is_named() {
         let err = Scope::new(&[], &strings(&["a[b"]), &[]).unwrap_err();
         assert!(err.to_string().contains("a[b"), "{err}");
+    }
+
+    #[test]
+    fn label_times_match_docker_hub_as_flux_v1_named_it() {
+        let labels = LabelTimes::new(&strings(&["index.docker.io/fluxcd/*", "ghcr.io/team/*"])).unwrap();
+        let repo = |s: &str| s.parse::<ImageRepo>().unwrap();
+        assert!(labels.applies(&repo("fluxcd/flux")));
+        assert!(labels.applies(&repo("docker.io/fluxcd/helm-operator")));
+        assert!(labels.applies(&repo("ghcr.io/team/app")));
+        assert!(!labels.applies(&repo("weaveworks/flux")));
+        assert!(!labels.applies(&repo("quay.io/fluxcd/flux")));
+        assert!(LabelTimes::new(&strings(&["a[b"])).unwrap_err().to_string().contains("a[b"));
     }
 }

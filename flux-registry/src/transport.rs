@@ -7,8 +7,8 @@
 //! `/v2/` probe per request, which oci-client makes for registries that need no token.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use flux_core::{Error, ImageRepo};
@@ -38,14 +38,19 @@ pub(crate) struct TransportConfig {
 }
 
 pub(crate) struct Transport {
-    http: reqwest::Client,
-    oci: oci_client::Client,
+    /// Built at the first request: building them loads the system's root certificates (about
+    /// 10 ms), which a daemon that never scans (or a `fluxd --once`) should not pay.
+    clients: OnceLock<Clients>,
+    certs: Vec<reqwest::Certificate>,
+    ca_pem: Vec<u8>,
+    timeout: Duration,
     insecure: HashSet<String>,
     limits: RateLimits,
     backoff: Backoff,
     pub(crate) credentials: Credentials,
-    /// Bearer tokens by (host, repository path).
-    tokens: Mutex<HashMap<(String, String), String>>,
+    /// Bearer tokens by (host, repository path, credential identity): a token got with one
+    /// workload's pull secret is never used for another's requests.
+    tokens: Mutex<HashMap<(String, String, String), String>>,
     requests: AtomicU64,
 }
 
@@ -61,7 +66,14 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// The HTTP clients: requests, and oci-client for the token handshake.
+struct Clients {
+    http: reqwest::Client,
+    oci: oci_client::Client,
+}
+
 impl Transport {
+    /// Checks the CA bundle now; the clients are built at the first request.
     pub(crate) fn new(config: TransportConfig, credentials: Credentials) -> Result<Self, Error> {
         let certs = if config.ca_pem.is_empty() {
             Vec::new()
@@ -69,29 +81,11 @@ impl Transport {
             reqwest::Certificate::from_pem_bundle(&config.ca_pem)
                 .map_err(|e| Error::other_with("the CA bundle is not valid PEM", e))?
         };
-        let http = reqwest::Client::builder()
-            .tls_certs_merge(certs)
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("flux-registry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::other_with("building the HTTP client", e))?;
-        let oci = oci_client::Client::try_from(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(config.insecure_hosts.clone()),
-            extra_root_certificates: if config.ca_pem.is_empty() {
-                Vec::new()
-            } else {
-                vec![Certificate { encoding: CertificateEncoding::Pem, data: config.ca_pem.clone() }]
-            },
-            read_timeout: Some(config.timeout),
-            connect_timeout: Some(config.timeout.min(Duration::from_secs(10))),
-            platform_resolver: None,
-            ..ClientConfig::default()
-        })
-        .map_err(|e| Error::other_with("building the OCI client", e))?;
         Ok(Transport {
-            http,
-            oci,
+            clients: OnceLock::new(),
+            certs,
+            ca_pem: config.ca_pem,
+            timeout: config.timeout,
             insecure: config.insecure_hosts.into_iter().collect(),
             limits: RateLimits::new(config.rps, config.burst),
             backoff: config.backoff,
@@ -99,6 +93,36 @@ impl Transport {
             tokens: Mutex::default(),
             requests: AtomicU64::new(0),
         })
+    }
+
+    fn clients(&self) -> Result<&Clients, Error> {
+        if let Some(clients) = self.clients.get() {
+            return Ok(clients);
+        }
+        let http = reqwest::Client::builder()
+            .tls_certs_merge(self.certs.clone())
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("flux-registry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::other_with("building the HTTP client", e))?;
+        let mut insecure: Vec<String> = self.insecure.iter().cloned().collect();
+        insecure.sort();
+        let oci = oci_client::Client::try_from(ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(insecure),
+            extra_root_certificates: if self.ca_pem.is_empty() {
+                Vec::new()
+            } else {
+                vec![Certificate { encoding: CertificateEncoding::Pem, data: self.ca_pem.clone() }]
+            },
+            read_timeout: Some(self.timeout),
+            connect_timeout: Some(self.timeout.min(Duration::from_secs(10))),
+            platform_resolver: None,
+            ..ClientConfig::default()
+        })
+        .map_err(|e| Error::other_with("building the OCI client", e))?;
+        // Two first requests at once may both build; one pair is kept.
+        Ok(self.clients.get_or_init(|| Clients { http, oci }))
     }
 
     /// How many HTTP requests went to registries so far (token requests excluded).
@@ -116,22 +140,28 @@ impl Transport {
     /// Sends `method` to `path_and_query` (starting `/v2/`) of `repo`'s registry, with pacing,
     /// credentials and retries; returns any final answer, successful or not, except those that
     /// map to an error kind on their own (refused credentials, rate limits, server errors).
+    /// `pull` is a view's credential for the host and its identity; `None` uses the handle's own.
     pub(crate) async fn send(
         &self,
         method: Method,
         repo: &ImageRepo,
         path_and_query: &str,
         accept: &[&str],
+        pull: Option<(&Credential, &str)>,
     ) -> Result<Reply, Error> {
         let host = repo.registry();
         let url = format!("{}{path_and_query}", self.base_url(host));
-        let credential = self.credentials.for_host(host).await?;
-        let token_key = (host.to_owned(), repo.path().to_owned());
+        let http = &self.clients()?.http;
+        let (credential, identity) = match pull {
+            Some((credential, identity)) => (credential.clone(), identity),
+            None => (self.credentials.for_host(host).await?, ""),
+        };
+        let token_key = (host.to_owned(), repo.path().to_owned(), identity.to_owned());
         let mut refreshed_token = false;
         let mut attempt = 0;
         loop {
             self.limits.acquire(host).await;
-            let mut request = self.http.request(method.clone(), &url).header(ACCEPT, accept.join(", "));
+            let mut request = http.request(method.clone(), &url).header(ACCEPT, accept.join(", "));
             let token = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token_key).cloned();
             request = match (&token, &credential) {
                 (Some(token), _) => request.bearer_auth(token),
@@ -194,12 +224,12 @@ impl Transport {
         &self,
         repo: &ImageRepo,
         credential: &Credential,
-        key: &(String, String),
+        key: &(String, String, String),
     ) -> Result<bool, Error> {
         let reference: oci_client::Reference = format!("{}/{}:latest", repo.registry(), repo.path())
             .parse()
             .map_err(|e| Error::other(format!("{repo}: not a valid OCI reference: {e}")))?;
-        match self.oci.auth(&reference, &credential.to_oci(), RegistryOperation::Pull).await {
+        match self.clients()?.oci.auth(&reference, &credential.to_oci(), RegistryOperation::Pull).await {
             Ok(Some(token)) => {
                 self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), token);
                 Ok(true)

@@ -226,6 +226,13 @@ impl Sshd {
         self.dir.path().join("deploy_key")
     }
 
+    /// Lets in exactly these public keys (OpenSSH lines) from now on, in place of the deploy
+    /// key: sshd reads the file at each connection.
+    pub fn authorize_only(&self, public_keys: &[&str]) {
+        let lines: String = public_keys.iter().map(|k| format!("{}\n", k.trim())).collect();
+        std::fs::write(self.dir.path().join("authorized_keys"), lines).expect("write authorized_keys");
+    }
+
     /// A known_hosts file holding the server's real host key.
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.path().join("known_hosts")

@@ -184,9 +184,11 @@ impl Drop for KubeApiServer {
     fn drop(&mut self) {
         // A failed test is easier to read with the server's side of the story.
         if std::thread::panicking() {
+            // Its errors only (klog's `E` lines), and few: CI shows the end of a failed test's
+            // output, and the panic message must stay in sight above this.
             let log = self.apiserver.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- last lines of kube-apiserver's log ---");
+            let tail: Vec<&str> = log.lines().rev().filter(|l| l.starts_with('E')).take(12).collect();
+            eprintln!("--- the last errors in kube-apiserver's log ---");
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }

@@ -5,12 +5,17 @@
 //! goes through [`require`] when one is missing: outside CI the test is skipped with a loud
 //! message; in CI (`CI` or `FLUX_TEST_REQUIRE_SERVERS` set) it fails.
 
+#[cfg(feature = "browser")]
+pub mod browser;
+pub mod faults;
 pub mod git;
 pub mod kube;
 mod process;
 #[cfg(feature = "registry")]
 mod registry;
 
+#[cfg(feature = "browser")]
+pub use browser::{Browser, Chromedriver, Element};
 pub use kube::{KubeApiServer, kube_assets};
 pub use process::{ServerProcess, free_port, wait_until};
 #[cfg(feature = "registry")]

@@ -203,8 +203,19 @@ impl Pusher {
     /// `created` (RFC 3339; `None`: no created field); returns the manifest digest. The same
     /// arguments give the same digest.
     pub async fn push_image(&self, reference: &str, created: Option<&str>) -> Result<String, PushError> {
+        self.push_image_with_labels(reference, created, &[]).await
+    }
+
+    /// Like [`Pusher::push_image`], with `labels` (name, value) in the config's `config.Labels`,
+    /// as `docker build --label` writes them.
+    pub async fn push_image_with_labels(
+        &self,
+        reference: &str,
+        created: Option<&str>,
+        labels: &[(&str, &str)],
+    ) -> Result<String, PushError> {
         let r: Reference = reference.parse()?;
-        let (manifest, digest) = self.image_manifest(&r, "linux", "amd64", created).await?;
+        let (manifest, digest) = self.image_manifest(&r, "linux", "amd64", created, labels).await?;
         self.client.push_manifest_raw(&r, manifest, OCI_MANIFEST.parse()?).await?;
         Ok(digest)
     }
@@ -215,7 +226,7 @@ impl Pusher {
         let r: Reference = reference.parse()?;
         let mut manifests = Vec::new();
         for (os, arch, created) in entries {
-            let (manifest, digest) = self.image_manifest(&r, os, arch, Some(created)).await?;
+            let (manifest, digest) = self.image_manifest(&r, os, arch, Some(created), &[]).await?;
             let by_digest = Reference::with_digest(r.registry().to_owned(), r.repository().to_owned(), digest.clone());
             self.client.push_manifest_raw(&by_digest, manifest.clone(), OCI_MANIFEST.parse()?).await?;
             manifests.push(serde_json::json!({
@@ -238,6 +249,7 @@ impl Pusher {
         os: &str,
         arch: &str,
         created: Option<&str>,
+        labels: &[(&str, &str)],
     ) -> Result<(Vec<u8>, String), PushError> {
         self.client.store_auth_if_needed(r.resolve_registry(), &self.auth).await;
         let layer_digest = sha256(LAYER);
@@ -253,6 +265,11 @@ impl Pusher {
         });
         if let Some(created) = created {
             config["created"] = created.into();
+        }
+        if !labels.is_empty() {
+            let labels: serde_json::Map<String, serde_json::Value> =
+                labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).into())).collect();
+            config["config"] = serde_json::json!({ "Labels": labels });
         }
         let config = serde_json::to_vec(&config)?;
         let config_digest = sha256(&config);

@@ -29,7 +29,7 @@ pub(crate) fn example_binary(name: &str) -> PathBuf {
     });
     // `cargo test --test e2e` alone does not rebuild examples: refuse to test a stale binary.
     let sources = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let newest = [name, "common"]
+    let newest = [name, "../flux-daemon/src", "../flux-api/src"]
         .iter()
         .filter_map(|dir| std::fs::read_dir(sources.join(dir)).ok())
         .flatten()
@@ -78,6 +78,7 @@ impl Servers {
     pub(crate) fn fluxd_args(&self, extra: &[&str]) -> Vec<String> {
         let mut args = vec![
             format!("--git-url={}", self.git_daemon.url()),
+            "--git-branch=main".into(),
             "--git-path=deploy".into(),
             format!("--kubeconfig={}", self.kube.kubeconfig(ADMIN).display()),
             format!("--registry-insecure-host={}", self.registry.host()),
@@ -149,12 +150,32 @@ impl Drop for Fluxd {
     }
 }
 
+/// Runs fluxctl against the API at `url` with the test token, without the machine's git config
+/// (which would give `--user` a default) nor its kubeconfig (which would give `-n` one).
+pub(crate) fn fluxctl_at(url: &str, args: &[&str]) -> Output {
+    Command::new(example_binary("fluxctl"))
+        .args(args)
+        .env("FLUX_URL", url)
+        .env("FLUX_TOKEN", TOKEN)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .expect("run fluxctl")
+}
+
 impl Fluxd {
     /// Starts fluxd as a daemon with `extra` flags and waits until its API answers.
     pub(crate) fn start(servers: &Servers, extra: &[&str]) -> Self {
         let port = free_port();
         let mut command = Command::new(example_binary("fluxd"));
         command.args(servers.fluxd_args(extra)).arg(format!("--listen=127.0.0.1:{port}")).env("FLUX_API_TOKEN", TOKEN);
+        Fluxd::spawn(servers, command, port)
+    }
+
+    /// Starts `command`, a fluxd (or a program that execs one) listening on `port` with the
+    /// API token [`TOKEN`], and waits until its API answers.
+    pub(crate) fn spawn(servers: &Servers, mut command: Command, port: u16) -> Self {
         let log = servers.work.path().join(format!("fluxd-{port}.log"));
         let file = std::fs::File::create(&log).expect("create the fluxd log");
         command.stdout(file.try_clone().expect("log file")).stderr(file);
@@ -168,14 +189,10 @@ impl Fluxd {
         fluxd
     }
 
-    /// Runs fluxctl against this daemon.
+    /// Runs fluxctl against this daemon (without the machine's git config, which would give
+    /// `--user` a default, nor its kubeconfig, which would give `-n` one).
     pub(crate) fn fluxctl(&self, args: &[&str]) -> Output {
-        let out = Command::new(example_binary("fluxctl"))
-            .args(args)
-            .env("FLUX_URL", &self.url)
-            .env("FLUX_TOKEN", TOKEN)
-            .output()
-            .expect("run fluxctl");
+        let out = fluxctl_at(&self.url, args);
         eprintln!("fluxctl {args:?}:\n{}{}", text(&out.stdout), text(&out.stderr));
         out
     }

@@ -1,8 +1,19 @@
 //! End to end, all real: `git daemon`, `docker-registry`, `kube-apiserver` + `etcd`, and the
 //! built `fluxd` and `fluxctl` binaries. Few tests, each in stages, because the servers are costly.
 
+mod bad_workloads;
+mod deploy_key;
+mod faults;
 mod fixtures;
+mod fluxctl_v1;
+mod ha;
 mod harness;
+mod health;
+mod install;
+mod plan;
+mod ui;
+mod units;
+mod v1_args;
 
 use flux_testenv::wait_until;
 use harness::{Fluxd, PATIENCE, Servers, TOKEN, text};
@@ -54,7 +65,7 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     // --dry-run writes nothing anywhere: no object, no commit, no marker.
     let before = servers.repo.head();
     let out = servers.fluxd_once(&["--dry-run"]);
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(1), "changes: kubectl diff's exit code; {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("apply demo:deployment/app"), "the plan lists the workloads");
     assert!(servers.get("v1", "<cluster>:namespace/demo").await.is_none(), "a dry run applied something");
     assert_eq!(servers.repo.head(), before);
@@ -143,8 +154,8 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
         .text()
         .await
         .expect("metrics text");
-    assert!(metrics.contains("flux_automation_updates_total 3"), "{metrics}");
-    assert!(metrics.contains("flux_syncs_total{outcome=\"success\"}"), "{metrics}");
+    assert!(metrics.contains("flux_automation_updates_total{unit=\"default\"} 3"), "{metrics}");
+    assert!(metrics.contains("flux_syncs_total{unit=\"default\",outcome=\"success\"}"), "{metrics}");
     assert!(metrics.contains(&format!("host=\"{reg}\"")), "registry calls by host: {metrics}");
 
     // A GitHub push webhook is accepted only with the right signature.
@@ -186,8 +197,8 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
             vec!["-    fluxcd.io/tag.web: glob:v1.*", "+    fluxcd.io/tag.web: glob:v2.*"],
         ),
     ] {
-        let out = fluxd.fluxctl_ok(&args);
-        assert!(out.contains("Commit pushed"), "{args:?}: {out}");
+        let out = fluxd.fluxctl(&args);
+        assert!(out.status.success() && text(&out.stderr).contains("Commit pushed:\t"), "{args:?}: {out:?}");
         let new = servers.repo.head();
         let changed = servers.changed_lines(&head, &new);
         let body: Vec<&str> = changed.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")).collect();
@@ -201,11 +212,11 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     }
 
     // A release to a locked workload is refused without --force.
-    let refused = fluxd.fluxctl(&["release", "-w", "demo:deployment/frozen", "-i", &format!("{app}:1.2.0")]);
+    let refused = fluxd.fluxctl(&["release", "--workload", "demo:deployment/frozen", "-i", &format!("{app}:1.2.0")]);
     assert!(!refused.status.success());
     assert!(text(&refused.stderr).contains("locked"), "{}", text(&refused.stderr));
     assert_eq!(servers.repo.head(), head, "a refused release committed");
-    fluxd.fluxctl_ok(&["release", "-w", "demo:deployment/frozen", "-i", &format!("{app}:1.2.0"), "--force"]);
+    fluxd.fluxctl_ok(&["release", "--workload", "demo:deployment/frozen", "-i", &format!("{app}:1.2.0"), "--force"]);
     let new = servers.repo.head();
     assert_eq!(
         servers.changed_lines(&head, &new),
@@ -218,7 +229,7 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     // A release with --watch returns once the cluster runs the new image.
     let out = fluxd.fluxctl_ok(&[
         "release",
-        "-w",
+        "--workload",
         "demo:cronjob/nightly",
         "-i",
         &format!("{app}:2.0.0"),
@@ -232,6 +243,7 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
     assert_eq!(running_image(&fluxd, "demo:cronjob/nightly", "report"), Some(format!("{app}:2.0.0")));
     let message = servers.repo.git(&["log", "-1", "--format=%B"]);
     assert!(message.contains("jane") && message.contains("nightly"), "the commit records who and why: {message}");
+    assert!(message.contains("Flux-Job: "), "the commit names the job that made it: {message}");
     assert_ne!(servers.repo.head(), head);
 
     // Sync and release outcomes were announced to the JSON webhook and to Slack.
@@ -239,9 +251,10 @@ async fn fluxd_and_fluxctl_do_the_whole_job() {
         wait_until(PATIENCE, || {
             let got = received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let hook = |event: &str| got.iter().any(|(p, b)| p == "/hook" && b["event"] == event);
-            let slack =
-                got.iter().any(|(p, b)| p == "/slack" && b["text"].as_str().is_some_and(|t| t.starts_with("Released")));
-            hook("release") && hook("sync") && slack
+            let slack = got
+                .iter()
+                .any(|(p, b)| p == "/slack" && b["text"].as_str().is_some_and(|t| t.starts_with("[default] Released")));
+            hook("ReleaseCompleted") && hook("SyncCompleted") && hook("PolicyChanged") && slack
         }),
         "notifications missing"
     );

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 use crate::automation::config::AutomationConfig;
 use crate::automation::state::RepoState;
-use crate::automation::write::{Planned, Proposal, Trailers, message, plan_and_commit};
-use crate::error::{Error, Result};
-use crate::generate::{EditChange, Generator, ManifestGenerator, WorkloadEdit};
+use crate::automation::write::{CommitAs, Planned, Proposal, Trailers, message, plan_and_commit};
+use crate::error::Result;
+use crate::generate::{EditChange, Generator, WorkloadEdit};
 use crate::manifest::{WorkloadManifest, annotation_edits};
 use crate::policy::{ChangeCause, Policies, PolicyChange, PolicyDiff, PolicyStore, PolicyUpdate, TagFilter};
 use crate::resource::ResourceId;
@@ -19,7 +19,8 @@ use crate::source::Source;
 /// Keeps policies as `fluxcd.io/*` annotations in the manifests of a [`Source`].
 ///
 /// `policies` reads the head; `update` edits only the annotation lines of the workloads whose
-/// policies change and commits them as one revision (`Automated: ns:deployment/x`,
+/// policies change (a workload whose manifest has errors is refused, naming it and them; the
+/// others are unaffected by it) and commits them as one revision (`Automated: ns:deployment/x`,
 /// `Locked: …`, …, with the cause's message and trailers). A concurrent push is met by planning
 /// again on the new head, up to [`AutomationConfig::max_conflict_retries`] times.
 pub struct ManifestPolicyStore {
@@ -35,17 +36,53 @@ impl std::fmt::Debug for ManifestPolicyStore {
 }
 
 impl ManifestPolicyStore {
-    /// A store over the manifests under `config.paths` in `source`.
-    pub fn new(source: Arc<dyn Source>, config: AutomationConfig) -> Self {
-        let generator = Arc::new(ManifestGenerator::new(config.manifest_options.clone()));
+    /// A store over the manifests under `config.paths` in `source`, finding workloads with
+    /// `generator` and writing policies through it (into a Kustomize app's files, a `.flux.yaml`
+    /// patch file or updater, ...): give it the generator the sync engine uses.
+    pub fn new(source: Arc<dyn Source>, generator: Arc<dyn Generator>, config: AutomationConfig) -> Self {
         ManifestPolicyStore { source, generator, config }
     }
 
-    /// The same store, finding workloads with `generator` and writing policies through it (into
-    /// a Kustomize app's files, a `.flux.yaml` patch file or updater, ...).
-    pub fn with_generator(mut self, generator: Arc<dyn Generator>) -> Self {
-        self.generator = generator;
-        self
+    /// [`PolicyStore::update`], committing as `commit` says (author, `Flux-Job:`).
+    ///
+    /// # Errors
+    /// As [`PolicyStore::update`].
+    pub async fn update_as(
+        &self,
+        updates: &[PolicyUpdate],
+        cause: &ChangeCause,
+        commit: &CommitAs,
+    ) -> Result<Vec<PolicyDiff>> {
+        let (_, diffs, _) = plan_and_commit(
+            &self.source,
+            self.generator.as_ref(),
+            &self.config,
+            false,
+            None,
+            |state| {
+                let (diffs, edits) = plan_policies(state, updates)?;
+                Ok(Proposal { edits, outcome: diffs })
+            },
+            |_, diffs, failed| {
+                if let Some((_, error)) = failed.into_iter().next() {
+                    return Err(error);
+                }
+                let changed: Vec<&PolicyUpdate> =
+                    updates.iter().filter(|u| diffs.iter().any(|d| d.workload == u.workload)).collect();
+                let verbs: Vec<&str> = changed.iter().flat_map(|u| u.changes.iter().map(verb)).collect();
+                let verb = match verbs.first() {
+                    Some(first) if verbs.iter().all(|v| v == first) => *first,
+                    _ => "Updated policies",
+                };
+                let names: Vec<String> = diffs.iter().map(|d| d.workload.to_string()).collect();
+                let title = format!("{verb}: {}", names.join(", "));
+                let trailers = Trailers { kind: "policy", job: commit.job.clone(), user: cause.user.clone() };
+                let message = message(&self.config, &title, cause.message.as_deref(), "", &trailers);
+                Ok(Planned { message, author: commit.author_or(&self.config), outcome: diffs })
+            },
+        )
+        .await?;
+        Ok(diffs)
     }
 }
 
@@ -77,9 +114,7 @@ fn plan_policies(state: &RepoState, updates: &[PolicyUpdate]) -> Result<(Vec<Pol
     let mut after: BTreeMap<&ResourceId, Policies> = BTreeMap::new();
     let mut order: Vec<&WorkloadManifest> = Vec::new();
     for update in updates {
-        let workload = state
-            .workload(&update.workload)
-            .ok_or_else(|| Error::not_found(format!("workload {}", update.workload)))?;
+        let workload = state.editable_workload(&update.workload)?;
         let current = after.remove(&workload.id).unwrap_or_else(|| {
             order.push(workload);
             workload.policies.clone()
@@ -111,35 +146,6 @@ impl PolicyStore for ManifestPolicyStore {
     }
 
     async fn update(&self, updates: &[PolicyUpdate], cause: &ChangeCause) -> Result<Vec<PolicyDiff>> {
-        let (_, diffs, _) = plan_and_commit(
-            &self.source,
-            self.generator.as_ref(),
-            &self.config,
-            false,
-            None,
-            |state| {
-                let (diffs, edits) = plan_policies(state, updates)?;
-                Ok(Proposal { edits, outcome: diffs })
-            },
-            |_, diffs, failed| {
-                if let Some((_, error)) = failed.into_iter().next() {
-                    return Err(error);
-                }
-                let changed: Vec<&PolicyUpdate> =
-                    updates.iter().filter(|u| diffs.iter().any(|d| d.workload == u.workload)).collect();
-                let verbs: Vec<&str> = changed.iter().flat_map(|u| u.changes.iter().map(verb)).collect();
-                let verb = match verbs.first() {
-                    Some(first) if verbs.iter().all(|v| v == first) => *first,
-                    _ => "Updated policies",
-                };
-                let names: Vec<String> = diffs.iter().map(|d| d.workload.to_string()).collect();
-                let title = format!("{verb}: {}", names.join(", "));
-                let trailers = Trailers { kind: "policy", job: None, user: cause.user.clone() };
-                let message = message(&self.config, &title, cause.message.as_deref(), "", &trailers);
-                Ok(Planned { message, author: self.config.author.clone(), outcome: diffs })
-            },
-        )
-        .await?;
-        Ok(diffs)
+        self.update_as(updates, cause, &CommitAs::default()).await
     }
 }

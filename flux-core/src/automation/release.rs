@@ -2,7 +2,6 @@
 //! container.
 
 use crate::image::ImageRef;
-use crate::jobs::JobId;
 use crate::policy::ChangeCause;
 use crate::resource::ResourceId;
 use crate::source::Revision;
@@ -46,9 +45,6 @@ pub struct ReleaseSpec {
     /// Who asked, and why.
     #[serde(default)]
     pub cause: ChangeCause,
-    /// The job running the release, recorded in the commit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<JobId>,
 }
 
 /// What a release did to one container.

@@ -40,6 +40,11 @@ fn id(s: &str) -> ResourceId {
     s.parse().unwrap()
 }
 
+/// The plain-manifest generator, with default options.
+fn plain() -> Arc<dyn crate::generate::Generator> {
+    Arc::new(crate::generate::ManifestGenerator::new(crate::manifest::ManifestOptions::default()))
+}
+
 /// A registry with: app (semver tags and a newer non-semver tag), web (tags by time), latest tags.
 fn registry() -> MemoryRegistry {
     let r = MemoryRegistry::new();
@@ -68,6 +73,7 @@ impl Fixture {
         AutomationEngine::new(
             Arc::new(self.source.clone()),
             Arc::new(self.registry.clone()),
+            plain(),
             AutomationConfig::default(),
         )
     }
@@ -202,6 +208,25 @@ async fn locked_workloads_are_never_automated() {
 }
 
 #[tokio::test]
+async fn suspended_workloads_are_skipped_with_their_reason_and_the_others_automated() {
+    let automated = [("fluxcd.io/automated", "true"), ("fluxcd.io/tag.app", "semver:~1")];
+    let f = Fixture::new(&[
+        ("held.yaml", deployment("held", &automated, &[("app", "registry.local/app:1.0.0")])),
+        ("free.yaml", deployment("free", &automated, &[("app", "registry.local/app:1.0.0")])),
+    ]);
+    let suspended = Suspended::from([(id("default:deployment/held"), "suspended by ana: incident".to_owned())]);
+    let report = f.engine().automate_skipping(&CommitAs::default(), &suspended).await.unwrap();
+    let changed: Vec<String> = report.changes.iter().map(|c| c.workload.to_string()).collect();
+    assert_eq!(changed, ["default:deployment/free"]);
+    assert!(f.file("held.yaml").await.contains("registry.local/app:1.0.0"), "the suspended one is left as it was");
+    assert!(
+        report.skipped.iter().any(|s| s.workload == id("default:deployment/held") && s.reason.contains("incident")),
+        "{:?}",
+        report.skipped
+    );
+}
+
+#[tokio::test]
 async fn images_without_created_time_are_never_chosen_by_time() {
     let f = Fixture::new(&[(
         "u.yaml",
@@ -244,7 +269,8 @@ async fn a_registry_failure_for_one_repository_never_produces_its_update() {
         ),
     )]);
     let registry = FailingFor { inner: f.registry.clone(), broken: repo("registry.local/app") };
-    let engine = AutomationEngine::new(Arc::new(f.source.clone()), Arc::new(registry), AutomationConfig::default());
+    let engine =
+        AutomationEngine::new(Arc::new(f.source.clone()), Arc::new(registry), plain(), AutomationConfig::default());
     let report = engine.automate().await.unwrap();
     assert_eq!(
         report.changes.iter().map(|c| c.container.as_str()).collect::<Vec<_>>(),
@@ -309,7 +335,8 @@ async fn a_conflict_is_retried_on_the_new_head_and_nothing_is_lost() {
         pushed: AtomicBool::new(false),
         commits: AtomicUsize::new(0),
     });
-    let engine = AutomationEngine::new(source.clone(), Arc::new(f.registry.clone()), AutomationConfig::default());
+    let engine =
+        AutomationEngine::new(source.clone(), Arc::new(f.registry.clone()), plain(), AutomationConfig::default());
     let report = engine.automate().await.unwrap();
     assert_eq!(source.commits.load(Ordering::SeqCst), 2, "one conflict, one retry");
     let log = f.source.log();
@@ -353,7 +380,6 @@ async fn releases_honour_locks_filters_and_force() {
         dry_run,
         force,
         cause: ChangeCause { user: Some("jane".into()), message: Some("ship it".into()) },
-        job: Some(crate::jobs::JobId::new("job-7")),
     };
     let before = f.source.log().len();
     let dry = engine.release(&spec("registry.local/app:2.0.0", false, true)).await.unwrap();
@@ -376,7 +402,8 @@ async fn releases_honour_locks_filters_and_force() {
     let missing = engine.release(&spec("registry.local/app:9.9.9", false, true)).await.unwrap();
     assert_eq!(by_name(&missing, "default:deployment/free").containers[0].outcome, ContainerOutcome::NotInRegistry);
 
-    let forced = engine.release(&spec("registry.local/app:2.0.0", true, false)).await.unwrap();
+    let by = CommitAs { author: Some(crate::Author::new("jane", "jane@example.org")), job: Some("job-7".into()) };
+    let forced = engine.release_as(&spec("registry.local/app:2.0.0", true, false), &by).await.unwrap();
     let updated: Vec<String> = forced.updated().map(|w| w.workload.to_string()).collect();
     assert_eq!(
         updated,
@@ -392,6 +419,7 @@ async fn releases_honour_locks_filters_and_force() {
         m.contains("Flux-Job: job-7") && m.contains("Flux-User: jane") && m.contains("Flux-Change: release"),
         "{m}"
     );
+    assert_eq!(log[0].author, crate::Author::new("jane", "jane@example.org"), "the author given for this call");
     let up_to_date = engine.release(&spec("registry.local/app:2.0.0", true, false)).await.unwrap();
     assert!(up_to_date.revision.is_none());
     assert_eq!(by_name(&up_to_date, "default:deployment/free").outcome, WorkloadOutcome::UpToDate);
@@ -410,7 +438,6 @@ async fn release_all_latest_to_named_workloads() {
         dry_run: false,
         force: false,
         cause: ChangeCause::default(),
-        job: None,
     };
     let result = f.engine().release(&spec).await.unwrap();
     assert_eq!(result.workloads.len(), 2);
@@ -433,7 +460,7 @@ fn policy_files() -> Vec<(&'static str, String)> {
 #[tokio::test]
 async fn the_manifest_policy_store_keeps_the_contract() {
     let source = MemorySource::with_files(policy_files()).unwrap();
-    let store = ManifestPolicyStore::new(Arc::new(source), AutomationConfig::default());
+    let store = ManifestPolicyStore::new(Arc::new(source), plain(), AutomationConfig::default());
     crate::testkit::policy_store::run(
         &store,
         [&id("default:deployment/api"), &id("default:deployment/web")],
@@ -445,7 +472,7 @@ async fn the_manifest_policy_store_keeps_the_contract() {
 #[tokio::test]
 async fn policy_edits_change_only_annotation_lines_and_say_so_in_the_commit() {
     let source = MemorySource::with_files(policy_files()).unwrap();
-    let store = ManifestPolicyStore::new(Arc::new(source.clone()), AutomationConfig::default());
+    let store = ManifestPolicyStore::new(Arc::new(source.clone()), plain(), AutomationConfig::default());
     let before =
         String::from_utf8(source.read_file(&source.refresh().await.unwrap(), "apps/web.yaml").await.unwrap()).unwrap();
     let cause = ChangeCause { user: Some("ada".into()), message: Some("freeze for the demo".into()) };
@@ -505,4 +532,209 @@ async fn images_lists_tags_newest_first_with_the_filters_choice() {
     assert_eq!(web.filter.as_str(), "glob:main-*");
     let err = f.engine().images(Some(&id("default:deployment/ghost"))).await.unwrap_err();
     assert!(err.is_not_found());
+}
+
+/// An automated app at 1.0.0, an automated workload whose image cannot be parsed, an automated
+/// one marked ignored, and a manual one.
+fn files_with_a_bad_workload() -> Vec<(&'static str, String)> {
+    let automated = [("fluxcd.io/automated", "true"), ("fluxcd.io/tag.app", "semver:~1")];
+    vec![
+        ("good.yaml", deployment("good", &automated, &[("app", "registry.local/app:1.0.0")])),
+        (
+            "bad.yaml",
+            deployment(
+                "bad",
+                &automated,
+                &[("app", "registry.local/app:1.0.0"), ("side", "registry.local/Team/App:1.0")],
+            ),
+        ),
+        (
+            "ignored.yaml",
+            deployment(
+                "ignored",
+                &[("fluxcd.io/automated", "true"), ("fluxcd.io/ignore", "true")],
+                &[("app", "registry.local/app:1.0.0")],
+            ),
+        ),
+        ("manual.yaml", deployment("manual", &[], &[("app", "registry.local/app:1.0.0")])),
+    ]
+}
+
+#[tokio::test]
+async fn one_unparsable_image_skips_its_workload_and_no_other() {
+    let f = Fixture::new(&files_with_a_bad_workload());
+    let bad_before = f.file("bad.yaml").await;
+    let ignored_before = f.file("ignored.yaml").await;
+
+    let report = f.engine().automate().await.expect("the pass goes on without the bad workload");
+    let changed: Vec<String> = report.changes.iter().map(|c| format!("{} {}", c.workload, c.to)).collect();
+    assert_eq!(changed, ["default:deployment/good registry.local/app:1.2.0"]);
+    assert!(report.revision.is_some(), "the good workload's update is committed");
+    assert_eq!(f.file("bad.yaml").await, bad_before, "the bad workload is untouched, even its good container");
+    assert_eq!(f.file("ignored.yaml").await, ignored_before, "an ignored workload is never automated");
+
+    let skipped: Vec<(String, &str)> =
+        report.skipped.iter().map(|s| (s.workload.to_string(), s.reason.as_str())).collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    let (workload, reason) = &skipped[0];
+    assert_eq!(workload, "default:deployment/bad");
+    assert!(
+        reason.starts_with("bad.yaml:1: default:deployment/bad: container side: "),
+        "file, line, workload, container: {reason}"
+    );
+    assert!(reason.contains("Team/App"), "the value: {reason}");
+    assert_eq!(skipped[1], ("default:deployment/ignored".to_owned(), "ignore"), "Flux v1's reason");
+
+    // The listing carries the bad workload with its error, and the raw value.
+    let state = f.engine().state().await.expect("the revision is usable");
+    let bad = state.workload(&id("default:deployment/bad")).expect("listed");
+    assert_eq!(bad.containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["app"]);
+    let error = &bad.errors[0];
+    assert_eq!(
+        (error.container.as_deref(), error.value.as_deref()),
+        (Some("side"), Some("registry.local/Team/App:1.0"))
+    );
+    assert_eq!(error.location.to_string(), "bad.yaml:1");
+    let images = f.engine().images(None).await.expect("images");
+    let bad_images = images.iter().find(|w| w.workload == bad.id).expect("bad listed in images");
+    assert!(bad_images.error.as_deref().is_some_and(|e| e.contains("container side")), "{bad_images:?}");
+    assert_eq!(bad_images.containers.len(), 1, "its readable container is still scanned");
+    assert!(images.iter().find(|w| w.workload == id("default:deployment/good")).is_some_and(|w| w.error.is_none()));
+}
+
+#[tokio::test]
+async fn policies_of_others_change_and_the_bad_workload_is_refused_by_name() {
+    let f = Fixture::new(&files_with_a_bad_workload());
+    let store = ManifestPolicyStore::new(Arc::new(f.source.clone()), plain(), AutomationConfig::default());
+    let cause = ChangeCause::default();
+    let update = |w: &str, change: PolicyChange| PolicyUpdate { workload: id(w), changes: vec![change] };
+
+    let diffs = store
+        .update(&[update("default:deployment/manual", PolicyChange::Automate)], &cause)
+        .await
+        .expect("another workload");
+    assert_eq!(diffs.len(), 1);
+    assert!(f.file("manual.yaml").await.contains("fluxcd.io/automated: \"true\""));
+
+    let before = f.source.log().len();
+    let err = store
+        .update(&[update("default:deployment/bad", PolicyChange::Lock(Lock::default()))], &cause)
+        .await
+        .expect_err("the bad workload cannot be changed");
+    let text = err.to_string();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(
+        text.starts_with(
+            "bad.yaml:1: default:deployment/bad cannot be changed until its manifest is fixed: container side:"
+        ),
+        "{text}"
+    );
+    assert_eq!(f.source.log().len(), before, "nothing committed");
+    let policies = store.policies().await.expect("policies of every workload");
+    assert!(
+        policies.contains_key(&id("default:deployment/bad")) && policies[&id("default:deployment/manual")].automated
+    );
+}
+
+#[tokio::test]
+async fn releases_fail_the_bad_workload_and_skip_the_ignored_one() {
+    let f = Fixture::new(&files_with_a_bad_workload());
+    let spec = |workloads: WorkloadSelector, force: bool| ReleaseSpec {
+        workloads,
+        excludes: Vec::new(),
+        image: ImageSelector::Image("registry.local/app:1.1.0".parse().unwrap()),
+        dry_run: true,
+        force,
+        cause: ChangeCause::default(),
+    };
+    let result = f.engine().release(&spec(WorkloadSelector::All, false)).await.expect("a release");
+    let outcome = |w: &str| result.workloads.iter().find(|r| r.workload == id(w)).map(|r| r.outcome.clone());
+    assert_eq!(outcome("default:deployment/good"), Some(WorkloadOutcome::Updated));
+    assert_eq!(outcome("default:deployment/manual"), Some(WorkloadOutcome::Updated));
+    assert_eq!(outcome("default:deployment/ignored"), Some(WorkloadOutcome::Skipped { reason: "ignore".into() }));
+    assert!(
+        matches!(outcome("default:deployment/bad"), Some(WorkloadOutcome::Failed { error }) if error.contains("bad.yaml:1: default:deployment/bad: container side")),
+        "{result:?}"
+    );
+    // Forced, for an ignored workload named one by one: released, as in Flux v1.
+    let named = spec(WorkloadSelector::Only(vec![id("default:deployment/ignored")]), true);
+    let result = f.engine().release(&named).await.expect("a release");
+    assert_eq!(result.workloads[0].outcome, WorkloadOutcome::Updated);
+    let forced_all = f.engine().release(&spec(WorkloadSelector::All, true)).await.expect("a release");
+    assert!(forced_all.workloads.iter().any(|r| r.outcome == WorkloadOutcome::Skipped { reason: "ignore".into() }));
+}
+
+#[tokio::test]
+async fn a_broken_head_is_listed_from_the_last_usable_revision_and_never_written() {
+    let f = Fixture::new(&files_with_a_bad_workload());
+    let engine = f.engine();
+    let good = engine.listing().await.expect("a usable head");
+    assert!(good.head_problem.is_none());
+    let broken =
+        f.source.push_external(&[FileChange::write("broken.yaml", "apiVersion: v1\nkind: [\n")], "break it").unwrap();
+    let before = f.source.log().len();
+
+    let listing = engine.listing().await.expect("answered from the last usable revision");
+    assert_eq!(listing.state.head, good.state.head);
+    let problem = listing.head_problem.expect("the head's problem");
+    assert_eq!(problem.revision.as_ref(), Some(&broken));
+    assert!(problem.error.contains("broken.yaml"), "{problem:?}");
+    assert_eq!(engine.head_problem(), Some(problem.clone()));
+    assert!(engine.images(None).await.is_ok_and(|i| i.len() == 4));
+
+    let err = engine.automate().await.expect_err("no automation on a broken head");
+    assert!(err.to_string().contains("broken.yaml"), "{err}");
+    let store = ManifestPolicyStore::new(Arc::new(f.source.clone()), plain(), AutomationConfig::default());
+    let update = PolicyUpdate { workload: id("default:deployment/manual"), changes: vec![PolicyChange::Automate] };
+    let err = store.update(&[update], &ChangeCause::default()).await.expect_err("no policy change on a broken head");
+    assert!(err.to_string().contains("broken.yaml"), "{err}");
+    assert_eq!(f.source.log().len(), before, "nothing written on a broken head");
+
+    // A fresh engine (a restart) has no memory: it lists the sync marker's revision.
+    assert!(f.engine().listing().await.is_err(), "no usable revision known, no marker: the head's error");
+    f.source.set_sync_marker(&good.state.head).await.unwrap();
+    let restarted = f.engine().listing().await.expect("the marker's revision");
+    assert_eq!(restarted.state.head, good.state.head);
+    assert!(restarted.head_problem.is_some());
+}
+
+/// The plain generator, counting its runs.
+struct CountingGenerator {
+    inner: Arc<dyn crate::generate::Generator>,
+    runs: AtomicUsize,
+}
+
+#[async_trait]
+impl crate::generate::Generator for CountingGenerator {
+    async fn generate(&self, snapshot: &crate::generate::Snapshot) -> crate::generate::Generated {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.inner.generate(snapshot).await
+    }
+}
+
+#[tokio::test]
+async fn a_head_is_generated_once_however_often_it_is_listed() {
+    let f = Fixture::new(&[("deploy/app.yaml", deployment("app", &[], &[("app", "registry.local/app:1.0.0")]))]);
+    let generator = Arc::new(CountingGenerator { inner: plain(), runs: AtomicUsize::new(0) });
+    let engine = AutomationEngine::new(
+        Arc::new(f.source.clone()),
+        Arc::new(f.registry.clone()),
+        generator.clone(),
+        AutomationConfig::default(),
+    );
+    for _ in 0..3 {
+        assert_eq!(engine.listing().await.unwrap().state.workloads.len(), 1);
+    }
+    assert_eq!(generator.runs.load(Ordering::SeqCst), 1, "an unchanged head is not generated again");
+    let head = f.source.refresh().await.unwrap();
+    let second = deployment("web", &[], &[("web", "registry.local/web:main-aaa")]);
+    let request = CommitRequest {
+        base: head,
+        changes: vec![FileChange::write("deploy/web.yaml", second)],
+        author: Default::default(),
+        message: "web".into(),
+    };
+    f.source.commit(&request).await.unwrap();
+    assert_eq!(engine.listing().await.unwrap().state.workloads.len(), 2, "a new head is read");
+    assert_eq!(generator.runs.load(Ordering::SeqCst), 2);
 }

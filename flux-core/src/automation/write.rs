@@ -63,6 +63,24 @@ pub(crate) fn change_list(changes: &[ImageChange]) -> String {
     s
 }
 
+/// Who a commit is by and which job made it, given per call so that one engine serves every
+/// request: `author` (default: [`AutomationConfig::author`]) is the commit's author, `job` is
+/// written as the `Flux-Job:` trailer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitAs {
+    /// The commit's author, instead of the configured one.
+    pub author: Option<Author>,
+    /// The id of the job making the commit (`Flux-Job: <id>`).
+    pub job: Option<String>,
+}
+
+impl CommitAs {
+    /// The author to write: this one's, else `config`'s.
+    pub(crate) fn author_or(&self, config: &AutomationConfig) -> Author {
+        self.author.clone().unwrap_or_else(|| config.author.clone())
+    }
+}
+
 /// Who and why, written as trailers so that the history of releases survives a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Trailers {

@@ -7,13 +7,15 @@ use async_trait::async_trait;
 use super::{EditChange, Generated, Generator, Snapshot, Updated, WorkloadEdit};
 use crate::error::Error;
 use crate::manifest::edit::{set_annotation, set_container_image};
-use crate::manifest::{ManifestOptions, read_manifests};
+use crate::manifest::reader::{Documents, read};
+use crate::manifest::{ManifestOptions, read_repository_manifests, select_manifest_files};
 use crate::object::KubeObject;
 use crate::source::{FileChange, SourceFile};
 
-/// The plain generator: every `*.yaml`, `*.yml` and `*.json` file is read as manifests
-/// ([`read_manifests`]); edits go into the file (and document) each workload is defined in,
-/// with the lossless editor.
+/// The plain generator: the manifest files under the paths that
+/// [`select_manifest_files`] keeps (not in hidden directories nor Helm charts) are read with
+/// [`read_repository_manifests`] (documents that are not Kubernetes objects skipped); edits go
+/// into the file (and document) each workload is defined in, with the lossless editor.
 ///
 /// When the revision has errors, [`Generated::objects`] still holds the objects of every file
 /// that reads cleanly on its own, for callers that opted in to applying an unusable revision.
@@ -30,29 +32,39 @@ impl ManifestGenerator {
         ManifestGenerator { options }
     }
 
-    /// What `files` (any subset of a revision) make: their objects, or every error.
+    /// What `files` (any subset of a revision, already selected) make: their objects and the
+    /// documents skipped, or every error.
     pub fn read(&self, files: &[SourceFile]) -> Generated {
-        match read_manifests(files, &self.options) {
-            Ok(manifests) => {
-                Generated { objects: manifests.into_iter().map(|m| m.object).collect(), errors: Vec::new() }
-            }
-            Err(errors) => {
-                let objects = files
-                    .iter()
-                    .filter_map(|f| read_manifests(std::slice::from_ref(f), &self.options).ok())
-                    .flatten()
-                    .map(|m| m.object)
-                    .collect();
-                Generated { objects, errors: errors.into_errors() }
-            }
+        self.read_files(files.iter())
+    }
+
+    fn read_files<'a>(&self, files: impl Iterator<Item = &'a SourceFile> + Clone) -> Generated {
+        let (manifests, skipped, errors) = read(files.clone(), &self.options, Documents::SkipNonObjects);
+        if errors.is_empty() {
+            return Generated {
+                objects: manifests.into_iter().map(|m| m.object).collect(),
+                errors: Vec::new(),
+                skipped,
+            };
         }
+        let objects = files
+            .filter_map(|f| read_repository_manifests(std::slice::from_ref(f), &self.options).ok())
+            .flat_map(|read| read.manifests)
+            .map(|m| m.object)
+            .collect();
+        Generated { objects, errors: errors.into_errors(), skipped }
     }
 }
 
 #[async_trait]
 impl Generator for ManifestGenerator {
     async fn generate(&self, snapshot: &Snapshot) -> Generated {
-        self.read(snapshot.files())
+        let (files, mut skipped) = select_manifest_files(snapshot.files(), snapshot.paths());
+        let mut generated = self.read_files(files.into_iter());
+        skipped.append(&mut generated.skipped);
+        skipped.sort();
+        generated.skipped = skipped;
+        generated
     }
 
     async fn update(&self, snapshot: &Snapshot, generated: &Generated, edits: &[WorkloadEdit]) -> Updated {

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::error::Error;
 use crate::image::ImageRef;
+use crate::manifest::Skipped;
 use crate::object::KubeObject;
 use crate::resource::ResourceId;
 use crate::source::FileChange;
@@ -36,6 +37,9 @@ pub struct Generated {
     pub objects: Vec<KubeObject>,
     /// Every problem found, each naming its file (and line) or command.
     pub errors: Vec<Error>,
+    /// What under the paths was not read as objects (hidden directories, Helm charts,
+    /// documents that are not Kubernetes objects), sorted by path.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Generated {

@@ -45,7 +45,14 @@ pub fn set_container_image(
     let object = doc.json_at(index, &base);
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
     let paths = match pod_spec_path(kind) {
-        Some(spec) => vec![(pod_image_path(&object, spec, container), image.to_string())],
+        Some(spec) => {
+            if container_count(&object, spec, container) > 1 {
+                return Err(doc.error(format!(
+                    "{workload} has more than one container named {container}; container names must be unique"
+                )));
+            }
+            vec![(pod_image_path(&object, spec, container), image.to_string())]
+        }
         None => doc.helm_image_paths(object, workload, container, image)?,
     };
     let mut changes = Vec::new();
@@ -54,6 +61,18 @@ pub fn set_container_image(
         changes.push(Change { document: index, path: base.iter().cloned().chain(path).collect(), value });
     }
     doc.set_scalars(changes)
+}
+
+/// How many containers and init containers are named `container` (the API server refuses
+/// more than one; an edit by name would pick one of them).
+fn container_count(object: &Value, spec: &[&str], container: &str) -> usize {
+    let Some(pod) = spec.iter().try_fold(object, |v, k| v.get(k)) else { return 0 };
+    CONTAINER_FIELDS
+        .iter()
+        .filter_map(|field| pod.get(field)?.as_array())
+        .flatten()
+        .filter(|c| c.get("name").and_then(Value::as_str) == Some(container))
+        .count()
 }
 
 /// The path of `container`'s image in a pod workload, from the object's root.

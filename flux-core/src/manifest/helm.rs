@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::image::ImageRef;
+use crate::kinds::HELM_RELEASE_GROUPS;
 use crate::object::KubeObject;
 
 /// The container name Flux v1 gives the image at the top of `values`.
@@ -127,9 +128,10 @@ fn strip_tag(image: &str) -> String {
     }
 }
 
-/// Whether an object is a HelmRelease of Flux v1 or Flux v2.
+/// Whether an object is a HelmRelease of Flux v1 (`helm.fluxcd.io/v1`, or the older
+/// `flux.weave.works/v1beta1`) or Flux v2 (see [`HELM_RELEASE_GROUPS`]).
 pub fn is_helm_release(object: &KubeObject) -> bool {
-    object.id().is_kind("HelmRelease") && matches!(object.group(), "helm.fluxcd.io" | "helm.toolkit.fluxcd.io")
+    object.id().is_kind("HelmRelease") && HELM_RELEASE_GROUPS.contains(&object.group())
 }
 
 /// A mapping annotation that could not be followed.
@@ -205,5 +207,34 @@ fn by_convention(
             registry: is_text(image, "registry").then(|| at(&["image", "registry"])),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn release(api_version: &str) -> KubeObject {
+        let body = json!({
+            "apiVersion": api_version, "kind": "HelmRelease",
+            "metadata": {"name": "ambassador", "namespace": "demo"},
+            "spec": {"values": {"image": "quay.io/datawire/ambassador:0.70.1", "opa": {"image": {"repository": "openpolicyagent/opa", "tag": "1.0"}}}}
+        });
+        KubeObject::from_value(body, None).expect("an object")
+    }
+
+    #[test]
+    fn every_helm_release_group_flux_knew_is_a_workload_with_the_same_image_forms() {
+        for api_version in ["flux.weave.works/v1beta1", "helm.fluxcd.io/v1", "helm.toolkit.fluxcd.io/v2"] {
+            let hr = release(api_version);
+            assert!(is_helm_release(&hr), "{api_version}");
+            let images = helm_images(&hr).expect("readable");
+            assert_eq!(images.keys().collect::<Vec<_>>(), [CHART_IMAGE, "opa"], "{api_version}");
+            let opa = images["opa"].read(&hr).expect("parts");
+            assert_eq!(opa.reference(), "openpolicyagent/opa:1.0");
+        }
+        assert!(!is_helm_release(&release("example.com/v1")), "another group's HelmRelease is not Flux's");
     }
 }

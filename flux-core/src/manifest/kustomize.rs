@@ -211,8 +211,9 @@ pub fn set_image(file: &str, text: &str, entry_name: &str, to: &ImageRef) -> Res
     };
     let at = |node: &Node, what: &str| Error::invalid(Location::line(file, node.line), what.to_owned());
     let verify = |edits: Vec<Edit>, expected: &Value, line: usize| verify_at(&doc, edits, expected, line);
-    let position =
-        top_level_list(&doc, "images").iter().position(|i| i.get("name").and_then(Value::as_str) == Some(entry_name));
+    // Found by the names kustomize reads (strings: `name: n` is the image `n`, not YAML 1.1's
+    // false), so an entry is edited, never appended a second time.
+    let position = parse_kustomization(file, text)?.images.iter().position(|i| i.name == entry_name);
     let Some(index) = position else {
         let lines = entry_lines(entry_name, &to_name, to);
         return append_entry(&doc, text, "images", &lines, new_entry(entry_name, &to_name, to));
@@ -330,7 +331,17 @@ fn append_entry(doc: &Document<'_>, text: &str, key: &str, lines: &[String], ent
     };
     if doc.tree.documents.is_empty() {
         let sep = if text.is_empty() || text.ends_with('\n') { "" } else { eol };
-        return Ok(format!("{text}{sep}{key}:{eol}{}", item("", "- ")));
+        let appended = format!("{text}{sep}{key}:{eol}{}", item("", "- "));
+        // A file of comments reads as one mapping after this; one holding an explicit null
+        // document (`~`, `null`, `--- ~`) would not.
+        let expected = Value::Object(Map::from_iter([(key.to_owned(), Value::Array(vec![entry]))]));
+        return match super::edit::parse_json(file, &appended) {
+            Ok(json) if json == [expected] => Ok(appended),
+            _ => {
+                Err(doc
+                    .error(format!("the file holds only an empty document; `{key}:` cannot be added to it in place")))
+            }
+        };
     }
     let root = root_map(doc)?;
     let at = |node: &Node, what: String| Error::invalid(Location::line(file, node.line), what);

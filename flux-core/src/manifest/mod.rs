@@ -5,9 +5,13 @@
 //!
 //! - [`read_manifests`] parses every manifest file of a revision into [`Manifest`]s. Any error
 //!   anywhere makes the whole revision unusable ([`ManifestErrors`]): a partial set of objects
-//!   would make the sync engine prune what it failed to read.
+//!   would make the sync engine prune what it failed to read. Hand-written files are read with
+//!   [`read_repository_manifests`] after [`select_manifest_files`]: what is not a Kubernetes
+//!   object (hidden directories, Helm charts, documents with neither `apiVersion` nor `kind`)
+//!   is skipped and listed ([`Skipped`]).
 //! - [`workloads`] finds the workloads among them, their containers' images and their
-//!   [`Policies`](crate::Policies).
+//!   [`Policies`](crate::Policies); [`workloads_with_errors`] keeps every workload, each with
+//!   its own errors, so that one bad workload does not hide the others.
 //! - [`CompiledFilter`] matches tags against a [`TagFilter`](crate::TagFilter) and picks the latest.
 //! - [`edit`] changes one value in a file's text and nothing else.
 //! - [`kustomize`] reads a `kustomization.yaml` and edits its `images:` overrides in place.
@@ -50,7 +54,8 @@ mod helm;
 pub mod kustomize;
 pub mod patch;
 mod policies;
-mod reader;
+pub(crate) mod reader;
+mod skip;
 mod tags;
 mod workloads;
 mod yaml;
@@ -58,6 +63,12 @@ mod yaml;
 pub use errors::ManifestErrors;
 pub use helm::{CHART_IMAGE, HelmImagePaths, is_helm_release};
 pub use policies::{FILTER_PREFIX, LEGACY_PREFIX, PREFIX, PolicyError, annotation_edits, policies_from_annotations};
-pub use reader::{Manifest, ManifestOptions, is_manifest_path, read_manifests};
+pub use reader::{
+    Manifest, ManifestOptions, RepositoryManifests, is_manifest_path, read_manifests, read_repository_manifests,
+};
+pub use skip::{CHART_FILE, SkipReason, Skipped, select_manifest_files};
 pub use tags::{CompiledFilter, LATEST, SortOrder, TagCandidate, parse_version};
-pub use workloads::{ContainerLocator, ContainerManifest, WorkloadManifest, workloads, workloads_of_objects};
+pub use workloads::{
+    ContainerLocator, ContainerManifest, WorkloadError, WorkloadManifest, workloads, workloads_of_objects,
+    workloads_with_errors,
+};

@@ -13,9 +13,12 @@
 //! Pre-releases match only ranges that name a pre-release of the same version.
 //!
 //! The tag `latest` matches only the filter that is exactly `glob:latest` (or `latest`).
-//! Choosing by time never picks a tag without a `created` time. Ties (same time, or equal
-//! versions such as `1.0.0` and `v1.0.0`) go to the greater tag in byte order, so the choice
-//! does not depend on the order of the candidates.
+//! Choosing by time never picks a tag without a `created` time. Ties are broken as Flux v1
+//! broke them (`NewerByCreated`, `NewerBySemver` in fluxcd/flux `pkg/image/image.go`), so the
+//! choice does not depend on the order of the candidates: at the same `created` time the
+//! *smaller* tag in byte order is the newer (v1 sorted equal times by image reference,
+//! ascending, and took the first); between equal versions (`1.0.0` and `v1.0.0`, `1.10` and
+//! `1.10.0`) the greater tag wins. Alphabetical and numerical ties go to the greater tag.
 
 use std::cmp::Ordering;
 
@@ -133,7 +136,7 @@ impl CompiledFilter {
         match &self.kind {
             Kind::Glob(_) | Kind::Regex(_) => matching
                 .filter(|c| c.created.is_some())
-                .max_by(|a, b| a.created.cmp(&b.created).then_with(|| a.tag.cmp(&b.tag))),
+                .max_by(|a, b| a.created.cmp(&b.created).then_with(|| b.tag.cmp(&a.tag))),
             Kind::Semver(_) => matching
                 .filter_map(|c| Some((parse_version(&c.tag)?, c)))
                 .max_by(|(va, a), (vb, b)| va.cmp(vb).then_with(|| a.tag.cmp(&b.tag)))
@@ -320,12 +323,29 @@ mod tests {
             TagCandidate::new("c", None),
             TagCandidate::new("d", at(300)),
         ];
-        assert_eq!(filter("glob:*").latest(&candidates).unwrap().tag, "d", "ties go to the greater tag");
+        assert_eq!(filter("glob:*").latest(&candidates).unwrap().tag, "b", "ties go to the smaller tag, as in Flux v1");
         let mut reversed = candidates.clone();
         reversed.reverse();
-        assert_eq!(filter("glob:*").latest(&reversed).unwrap().tag, "d");
+        assert_eq!(filter("glob:*").latest(&reversed).unwrap().tag, "b");
         assert!(filter("glob:*").latest(&tags(&["x", "y"])).is_none());
         assert!(filter("regex:^c$").latest(&candidates).is_none());
+    }
+
+    #[test]
+    fn equal_times_and_equal_versions_break_ties_as_flux_v1() {
+        // NewerByCreated: equal times sort by image reference ascending; the first is chosen.
+        let same_time = vec![
+            TagCandidate::new("main-b2", at(500)),
+            TagCandidate::new("main-a1", at(500)),
+            TagCandidate::new("main-10", at(500)),
+            TagCandidate::new("main-9", at(100)),
+        ];
+        assert_eq!(filter("glob:main-*").latest(&same_time).unwrap().tag, "main-10");
+        assert_eq!(filter("regex:^main-[a-z]").latest(&same_time).unwrap().tag, "main-a1");
+        // NewerBySemver: equal versions go to the greater reference.
+        let equal_versions = tags(&["1.10", "1.10.0", "v1.10.0", "1.9.9"]);
+        assert_eq!(filter("semver:~1").latest(&equal_versions).unwrap().tag, "v1.10.0");
+        assert_eq!(filter("semver:~1").latest(&tags(&["1.10", "1.10.0"])).unwrap().tag, "1.10.0");
     }
 
     #[test]

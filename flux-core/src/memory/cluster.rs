@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 
 use super::lock;
 use crate::cluster::{
-    ApplyOutcome, ApplyResult, CHECKSUM_ANNOTATION, Cluster, DeleteOutcome, DeleteResult, GC_MARK_LABEL, ManagedObject,
-    ObjectRef, SyncIdentity, Workload, WriteOptions,
+    ApplyOutcome, ApplyResult, CHECKSUM_ANNOTATION, Cluster, DeleteOutcome, DeleteResult, GC_MARK_LABEL, Lookup,
+    ManagedObject, ObjectMetadata, ObjectRef, Preview, SYNC_UNIT_LABEL, SyncIdentity, Workload, WriteOptions,
 };
 use crate::error::{Error, Result};
 use crate::kinds::{Scope, api_group, builtin_scope};
@@ -173,6 +173,25 @@ impl MemoryCluster {
         Ok(())
     }
 
+    /// Marked objects that `select` keeps, as [`Cluster::managed`] reports them, sorted by id.
+    fn marked_where(&self, select: impl Fn(&KubeObject) -> bool) -> Vec<ManagedObject> {
+        let state = lock(&self.state);
+        let mut out: Vec<ManagedObject> = state
+            .objects
+            .values()
+            .filter(|s| s.object.label(GC_MARK_LABEL).is_some() && select(&s.object))
+            .map(|s| ManagedObject {
+                reference: ObjectRef::of(&s.object),
+                checksum: s.object.annotation(CHECKSUM_ANNOTATION).map(str::to_owned),
+                drifted: s.drifted,
+                annotations: s.object.annotations(),
+                labels: s.object.labels(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.reference.id.cmp(&b.reference.id));
+        out
+    }
+
     /// Deletes an object as another writer would; returns whether it existed.
     pub fn remove(&self, reference: &ObjectRef) -> bool {
         lock(&self.state).remove(&key(&reference.api_version, &reference.id))
@@ -219,25 +238,47 @@ impl Cluster for MemoryCluster {
     }
 
     async fn managed(&self, identity: &SyncIdentity) -> Result<Vec<ManagedObject>> {
+        Ok(self.marked_where(|o| o.label(SYNC_UNIT_LABEL) == Some(identity.as_str())))
+    }
+
+    async fn marked(&self) -> Result<Vec<ManagedObject>> {
+        Ok(self.marked_where(|_| true))
+    }
+
+    async fn legacy_marked(&self, _identity: &SyncIdentity) -> Result<Vec<ManagedObject>> {
+        Ok(self.marked_where(|o| o.label(SYNC_UNIT_LABEL).is_none()))
+    }
+
+    async fn metadata(&self, references: &[ObjectRef]) -> Result<Vec<Lookup>> {
         let state = lock(&self.state);
-        let mut out: Vec<ManagedObject> = state
-            .objects
-            .values()
-            .filter(|s| s.object.label(GC_MARK_LABEL) == Some(identity.as_str()))
-            .map(|s| ManagedObject {
-                reference: ObjectRef::of(&s.object),
-                checksum: s.object.annotation(CHECKSUM_ANNOTATION).map(str::to_owned),
-                drifted: s.drifted,
-                annotations: s.object.annotations(),
+        Ok(references
+            .iter()
+            .map(|r| match state.objects.get(&key(&r.api_version, &r.id)) {
+                None => Lookup::Absent,
+                Some(s) => {
+                    Lookup::Found(ObjectMetadata { labels: s.object.labels(), annotations: s.object.annotations() })
+                }
             })
-            .collect();
-        out.sort_by(|a, b| a.reference.id.cmp(&b.reference.id));
-        Ok(out)
+            .collect())
     }
 
     async fn get(&self, reference: &ObjectRef) -> Result<Option<KubeObject>> {
         let state = lock(&self.state);
         Ok(state.objects.get(&key(&reference.api_version, &reference.id)).map(|s| s.object.clone()))
+    }
+
+    async fn preview_apply(&self, object: &KubeObject) -> Result<Preview> {
+        let state = lock(&self.state);
+        if let Some(reason) = state.refusal(object) {
+            return Ok(Preview::Refused { reason });
+        }
+        // What `apply` stores: the object but its status, which the stored copy keeps.
+        let mut body = spec_of(object);
+        let stored = state.objects.get(&key(object.api_version(), object.id()));
+        if let Some(status) = stored.and_then(|s| s.object.body().get("status").cloned()) {
+            body.insert("status".into(), status);
+        }
+        KubeObject::from_value(Value::Object(body), object.origin().cloned()).map(Preview::Object)
     }
 
     async fn delete(&self, objects: &[ObjectRef], options: WriteOptions) -> Result<Vec<DeleteResult>> {

@@ -1,7 +1,8 @@
 //! Shared by the end-to-end tests against a real kube-apiserver.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use flux_core::automation::{ImageSelector, ReleaseSpec, WorkloadSelector};
 use flux_core::memory::{MemoryImage, MemoryRegistry, MemorySource};
@@ -107,6 +108,34 @@ pub fn release_spec(workload: &str, image: &str) -> ReleaseSpec {
         dry_run: false,
         force: false,
         cause: ChangeCause::default(),
-        job: None,
+    }
+}
+
+/// Captures every log line of this test binary, to prove no secret is logged.
+pub fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || Capture(writer.clone()))
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        buffer
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -3,9 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on setup failures by design
 
+mod faults;
 mod secrets;
 mod signatures;
+mod timeouts;
 mod transport;
+mod v1_git;
 mod writers;
 
 use flux_core::{Author, CommitRequest, FileChange, Revision};

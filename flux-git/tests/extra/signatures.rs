@@ -140,3 +140,52 @@ async fn signatures_by_untrusted_keys_are_refused() {
     assert_refused(same.refresh().await, &by_gpg_stranger);
     assert_refused(same.refresh().await, &by_gpg_stranger);
 }
+
+/// Flux v1's `all` checks every commit since the marker, also those a merge brought in;
+/// `first-parent` only the chain of merges and direct commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_checks_merged_commits_and_first_parent_does_not() {
+    let Some(repo) = BareRepo::new() else { return };
+    let Some(keys) = Keys::new() else { return };
+    let url = repo.file_url();
+    let marker = open(GitConfig::new(&url, "main"));
+    marker.refresh().await.unwrap();
+    marker.set_sync_marker(&Revision::new(repo.head())).await.unwrap();
+    // A clone: an unsigned commit on a side branch, merged by a merge commit signed by a trusted key.
+    let work = tempfile::tempdir().expect("work dir");
+    let clone = work.path().join("clone");
+    let git = |args: &[&str]| {
+        let mut command = Command::new("git");
+        command.current_dir(&clone).args(["-c", "user.name=T", "-c", "user.email=t@example.com"]).args(args);
+        run(&mut command);
+    };
+    run(Command::new("git").args(["clone", "--quiet", &url]).arg(&clone));
+    git(&["checkout", "--quiet", "-b", "side"]);
+    std::fs::write(clone.join("side.txt"), "side").expect("write");
+    git(&["add", "side.txt"]);
+    git(&["commit", "--quiet", "-m", "unsigned, on a side branch"]);
+    let unsigned = Revision::new(
+        String::from_utf8(Command::new("git").current_dir(&clone).args(["rev-parse", "HEAD"]).output().unwrap().stdout)
+            .unwrap()
+            .trim(),
+    );
+    git(&["checkout", "--quiet", "main"]);
+    let key = keys.path("trusted").display().to_string();
+    git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("user.signingkey={key}"),
+        "merge",
+        "--quiet",
+        "--no-ff",
+        "-S",
+        "-m",
+        "signed merge",
+        "side",
+    ]);
+    git(&["push", "--quiet", "origin", "main"]);
+    let merge = Revision::new(repo.head());
+    assert_eq!(reader(&url, VerifyMode::AllFirstParent, &keys).refresh().await.unwrap(), merge);
+    assert_refused(reader(&url, VerifyMode::All, &keys).refresh().await, &unsigned);
+}

@@ -78,9 +78,10 @@ async fn marker_tag_is_configurable_and_ci_skip_is_appended() {
     assert_eq!(repo.git(&["log", "-1", "--format=%B", "main"]), "Release x\n\n[ci skip]");
     assert_eq!(repo.git(&["log", "-1", "--format=%an <%ae>", "main"]), "Test <test@example.com>");
     source.set_sync_marker(&rev).await.unwrap();
-    assert_eq!(repo.git(&["rev-parse", "refs/tags/cluster-a-sync"]), rev.as_str());
+    // An annotated tag, as Flux v1's: peeled to the commit it marks.
+    assert_eq!(repo.git(&["rev-parse", "refs/tags/cluster-a-sync^{commit}"]), rev.as_str());
     source.set_sync_marker(&head).await.unwrap();
-    assert_eq!(repo.git(&["rev-parse", "refs/tags/cluster-a-sync"]), head.as_str(), "the tag is force-moved");
+    assert_eq!(repo.git(&["rev-parse", "refs/tags/cluster-a-sync^{commit}"]), head.as_str(), "the tag is force-moved");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

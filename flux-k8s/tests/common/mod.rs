@@ -1,7 +1,7 @@
 //! Shared by the tests against a real API server.
 #![allow(dead_code, unreachable_pub)]
 
-use flux_core::cluster::{CHECKSUM_ANNOTATION, GC_MARK_LABEL};
+use flux_core::cluster::{CHECKSUM_ANNOTATION, GC_MARK_LABEL, SYNC_UNIT_LABEL, gc_mark};
 use flux_core::{ApplyOutcome, ApplyResult, KubeObject, SyncIdentity};
 use flux_k8s::{ClusterOptions, KubeCluster};
 use flux_testenv::KubeApiServer;
@@ -23,7 +23,8 @@ pub fn object(value: Value) -> KubeObject {
 
 /// `object` marked as synced by `identity` with `checksum`.
 pub fn owned(mut object: KubeObject, identity: &SyncIdentity, checksum: &str) -> KubeObject {
-    object.set_label(GC_MARK_LABEL, identity.as_str());
+    object.set_label(GC_MARK_LABEL, &gc_mark(identity.as_str(), object.id()));
+    object.set_label(SYNC_UNIT_LABEL, identity.as_str());
     object.set_annotation(CHECKSUM_ANNOTATION, checksum);
     object
 }
