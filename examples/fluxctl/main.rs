@@ -835,7 +835,8 @@ async fn release_selected(
 async fn identity(client: &Client, args: IdentityArgs) -> Result<(), String> {
     let identity: Identity = if args.regenerate {
         client.post_json("/identity/regenerate").await.map_err(|e| {
-            if e.contains("404") || e.contains("405") {
+            // The status fluxd answered, not a port or address that happens to hold the digits.
+            if e.starts_with("fluxd answered 404") || e.starts_with("fluxd answered 405") {
                 "fluxd does not support --regenerate: it has no route to regenerate its deploy key \
                  (POST /api/v1/identity/regenerate)"
                     .to_owned()

@@ -68,9 +68,9 @@ impl Remote {
         let said = self.ssh_log.as_ref().and_then(|log| std::fs::read_to_string(log).ok()).unwrap_or_default();
         let said = said.trim();
         if said.is_empty() {
-            remote_error(&self.redactor, what, cause)
+            remote_error(&self.redactor, &self.url, what, cause)
         } else {
-            remote_error(&self.redactor, what, &format!("{cause:#} (ssh: {said})"))
+            remote_error(&self.redactor, &self.url, what, &format!("{cause:#} (ssh: {said})"))
         }
     }
 

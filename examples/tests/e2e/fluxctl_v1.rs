@@ -354,7 +354,7 @@ async fn fluxctl_speaks_flux_v1() {
     let units: Value = serde_json::from_str(&units).expect("units");
     let unit = units["units"][0]["name"].as_str().expect("a unit").to_owned();
     ok(&fluxctl(&fluxd, &[("FLUX_UNIT", &unit)], &["list-workloads", "-n", "demo"]));
-    assert!(one_line_error(&fluxctl(&fluxd, none, &["--unit", "nope", "list-workloads"])).contains("404"));
+    assert!(one_line_error(&fluxctl(&fluxd, none, &["--unit", "nope", "list-workloads"])).contains("answered 404"));
     assert!(one_line_error(&fluxctl(&fluxd, &[("FLUX_TIMEOUT", "1ns")], &["list-workloads"])).contains("fluxd"));
     let v1_url = format!("{}/api/flux", fluxd.url);
     ok(&fluxctl(&fluxd, &[("FLUX_URL", &v1_url)], &["list-workloads", "-n", "demo"]));
