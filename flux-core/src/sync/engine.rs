@@ -6,8 +6,8 @@ use futures::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::cluster::{
-    ApplyOutcome, ApplyResult, CHECKSUM_ANNOTATION, Cluster, DeleteOutcome, GC_MARK_LABEL, Lookup, ManagedObject,
-    ObjectRef, SYNC_PATH_ANNOTATION, SYNC_UNIT_LABEL, WriteOptions, gc_mark,
+    ApplyOutcome, ApplyResult, Cluster, DeleteOutcome, Lookup, ManagedObject, ObjectRef, SYNC_PATH_ANNOTATION,
+    SYNC_UNIT_LABEL, WriteOptions, gc_mark,
 };
 use crate::error::{Error, Location, Result};
 use crate::generate::{Generator, Snapshot};
@@ -20,7 +20,7 @@ use crate::sync::checksum::checksum;
 use crate::sync::config::{GarbageCollection, SyncConfig};
 use crate::sync::order::stage;
 use crate::sync::report::{
-    ApplyReason, KeepReason, Kept, PlannedApply, PruneHold, Refusal, SyncError, SyncPlan, SyncReport,
+    ApplyReason, KeepReason, Kept, Marks, PlannedApply, PruneHold, Refusal, SyncError, SyncPlan, SyncReport,
 };
 
 /// The annotation that makes the sync engine leave an object alone.
@@ -294,7 +294,7 @@ impl SyncEngine {
             };
             match reason {
                 None => plan.unchanged.push(id),
-                Some(reason) => plan.apply.push(self.planned(object.clone(), &sum, &paths, reason)),
+                Some(reason) => plan.apply.push(self.planned(object.clone(), sum, paths, reason)),
             }
         }
 
@@ -323,7 +323,7 @@ impl SyncEngine {
                         )),
                     )),
                     Lookup::Found(_) | Lookup::Absent => {
-                        plan.apply.push(self.planned(object, &sum, &paths, ApplyReason::Missing));
+                        plan.apply.push(self.planned(object, sum, paths, ApplyReason::Missing));
                     }
                 }
             }
@@ -398,14 +398,11 @@ impl SyncEngine {
         self.config.paths.iter().filter_map(|p| normalize_path(p).ok()).collect()
     }
 
-    /// `object` as it is applied: marked with this unit's mark, unit, checksum and paths.
-    fn planned(&self, mut object: KubeObject, sum: &str, paths: &str, reason: ApplyReason) -> PlannedApply {
+    /// `object` to apply, with this unit's mark, unit, checksum and paths to mark it with.
+    fn planned(&self, object: KubeObject, checksum: String, paths: String, reason: ApplyReason) -> PlannedApply {
         let unit = self.config.identity.as_str();
-        object.set_label(GC_MARK_LABEL, &gc_mark(unit, object.id()));
-        object.set_label(SYNC_UNIT_LABEL, unit);
-        object.set_annotation(CHECKSUM_ANNOTATION, sum);
-        object.set_annotation(SYNC_PATH_ANNOTATION, paths);
-        PlannedApply { object, reason }
+        let marks = Marks { gc_mark: gc_mark(unit, object.id()), unit: unit.to_owned(), checksum, paths };
+        PlannedApply { object, reason, marks }
     }
 
     /// The desired objects of `revision`, every problem found (with file and line) and what was
@@ -594,36 +591,37 @@ impl SyncEngine {
         }
     }
 
-    /// Applies planned objects stage by stage; within a stage, up to `concurrency` calls at once.
-    /// Yields one result per object, in apply order, with the file and line it came from. Once a
-    /// call failed as a whole, later stages are not sent: their objects are `Interrupted`.
+    /// Applies planned objects stage by stage; within a stage, up to `concurrency` calls at once,
+    /// of at most [`CALL_SIZE`] objects each. Yields one result per object, in apply order, with
+    /// the file and line it came from. Once a call failed as a whole, later stages are not sent:
+    /// their objects are `Interrupted`.
     async fn apply_in_stages(&self, planned: Vec<PlannedApply>) -> Vec<(ApplyResult, Option<Location>)> {
-        let mut stages: BTreeMap<u8, Vec<KubeObject>> = BTreeMap::new();
+        let mut stages: BTreeMap<u8, Vec<PlannedApply>> = BTreeMap::new();
         for p in planned {
-            stages.entry(stage(p.object.api_version(), p.object.kind())).or_default().push(p.object);
+            stages.entry(stage(p.object.api_version(), p.object.kind())).or_default().push(p);
         }
         let concurrency = self.config.concurrency.max(1);
         let mut out: Vec<(ApplyResult, Option<Location>)> = Vec::new();
-        for objects in stages.into_values() {
+        for planned in stages.into_values() {
             if let Some(reason) = out.iter().find_map(|(r, _)| match &r.outcome {
                 ApplyOutcome::Interrupted { reason } => Some(reason.clone()),
                 _ => None,
             }) {
-                out.extend(objects.iter().map(|o| {
+                out.extend(planned.iter().map(|p| {
                     let outcome = ApplyOutcome::Interrupted { reason: format!("not sent: {reason}") };
-                    (ApplyResult { id: o.id().clone(), outcome }, o.origin().cloned())
+                    (ApplyResult { id: p.object.id().clone(), outcome }, p.object.origin().cloned())
                 }));
                 continue;
             }
-            let size = objects.len().div_ceil(concurrency).max(1);
+            let size = planned.len().div_ceil(concurrency).clamp(1, CALL_SIZE);
             // Each call owns its chunk and a handle on the cluster: a closure borrowing a slice
             // here would make the sync future impossible to prove `Send` (rust-lang/rust#100013).
-            // The objects are moved into the chunks, not copied.
-            let mut chunks: Vec<Vec<KubeObject>> = Vec::new();
-            for object in objects {
+            // The planned objects are moved into the chunks, not copied.
+            let mut chunks: Vec<Vec<PlannedApply>> = Vec::new();
+            for p in planned {
                 match chunks.last_mut() {
-                    Some(chunk) if chunk.len() < size => chunk.push(object),
-                    _ => chunks.push(vec![object]),
+                    Some(chunk) if chunk.len() < size => chunk.push(p),
+                    _ => chunks.push(vec![p]),
                 }
             }
             let calls = chunks.into_iter().map(|chunk| {
@@ -638,10 +636,17 @@ impl SyncEngine {
     }
 }
 
+/// The most objects one apply call sends. Each is marked (a copy of its body) only for its
+/// call, so at most `concurrency` calls' worth of copies exist at once, whatever the revision's
+/// size; calls this large keep the cluster's own concurrency busy.
+const CALL_SIZE: usize = 256;
+
 /// One apply call: a result for each object of the chunk, with its origin. A call that failed
 /// as a whole makes every object `Interrupted`, as does an object the cluster reported nothing
 /// for (a cluster breaking its contract is not trusted with pruning either).
-async fn apply_chunk(cluster: &dyn Cluster, chunk: Vec<KubeObject>) -> Vec<(ApplyResult, Option<Location>)> {
+async fn apply_chunk(cluster: &dyn Cluster, planned: Vec<PlannedApply>) -> Vec<(ApplyResult, Option<Location>)> {
+    let chunk: Vec<KubeObject> = planned.iter().map(PlannedApply::marked).collect();
+    drop(planned);
     let mut results = match cluster.apply(&chunk, WriteOptions::default()).await {
         Ok(results) => results,
         Err(e) => {

@@ -106,7 +106,9 @@ mod report;
 
 pub use config::{GarbageCollection, PruneGuard, SyncConfig, flux_v1_sync_set_name};
 pub use engine::{IGNORE_ANNOTATION, PRUNE_ANNOTATION, SyncEngine, ignore_of, keep_reason};
-pub use report::{ApplyReason, KeepReason, Kept, PlannedApply, PruneHold, Refusal, SyncError, SyncPlan, SyncReport};
+pub use report::{
+    ApplyReason, KeepReason, Kept, Marks, PlannedApply, PruneHold, Refusal, SyncError, SyncPlan, SyncReport,
+};
 
 #[cfg(test)]
 mod tests;

@@ -443,6 +443,8 @@ struct RefusingCluster {
     interrupt: bool,
     deletes: Mutex<Vec<ResourceId>>,
     applies: Mutex<Vec<ResourceId>>,
+    /// How many objects each apply call carried, and how many of them came without a GC mark.
+    calls: Mutex<Vec<(usize, usize)>>,
 }
 
 impl RefusingCluster {
@@ -453,6 +455,7 @@ impl RefusingCluster {
             interrupt: false,
             deletes: Mutex::default(),
             applies: Mutex::default(),
+            calls: Mutex::default(),
         }
     }
 }
@@ -461,6 +464,8 @@ impl RefusingCluster {
 impl Cluster for RefusingCluster {
     async fn apply(&self, objects: &[KubeObject], options: WriteOptions) -> crate::Result<Vec<ApplyResult>> {
         self.applies.lock().unwrap().extend(objects.iter().map(|o| o.id().clone()));
+        let unmarked = objects.iter().filter(|o| o.label(GC_MARK_LABEL).is_none()).count();
+        self.calls.lock().unwrap().push((objects.len(), unmarked));
         let refuse = self.refuse.lock().unwrap().clone();
         let mut results = Vec::new();
         let mut interrupted = false;
@@ -507,6 +512,41 @@ fn refusing_engine(f: &Fixture, cluster: &Arc<RefusingCluster>) -> SyncEngine {
         Arc::new(ManifestGenerator::default()),
         config("prod", GarbageCollection::On),
     )
+}
+
+/// The plan holds the objects as in git (their bodies shared with the engine's cache); each is
+/// marked only for the call that sends it, and calls are bounded, so the marked copies alive
+/// at once are bounded too, whatever the revision's size.
+#[tokio::test]
+async fn objects_are_marked_only_when_sent_in_bounded_calls() {
+    let f = Fixture::new(&[("deploy/many.json", config_maps(1100))]);
+    let cluster = Arc::new(RefusingCluster::new(&f.cluster, &[]));
+    let mut config = config("prod", GarbageCollection::On);
+    config.concurrency = 2;
+    let engine =
+        SyncEngine::new(Arc::new(f.source.clone()), cluster.clone(), Arc::new(ManifestGenerator::default()), config);
+
+    let head = f.source.refresh().await.unwrap();
+    let plan = engine.plan(&head).await;
+    assert_eq!(plan.apply.len(), 1100);
+    for planned in &plan.apply {
+        assert_eq!(planned.object.label(GC_MARK_LABEL), None, "the plan's object is as in git");
+        let marked = planned.marked();
+        assert_eq!(marked.label(GC_MARK_LABEL), Some(crate::cluster::gc_mark("prod", planned.object.id()).as_str()));
+        assert_eq!(marked.label(crate::cluster::SYNC_UNIT_LABEL), Some("prod"));
+        assert_eq!(marked.annotation(crate::cluster::CHECKSUM_ANNOTATION), Some(planned.marks.checksum.as_str()));
+    }
+
+    let report = engine.sync(&head).await;
+    assert!(report.is_success(), "{:?}", report.errors);
+    assert_eq!(report.applied.len(), 1100);
+    let calls = cluster.calls.lock().unwrap().clone();
+    assert!(calls.iter().all(|&(len, unmarked)| len <= 256 && unmarked == 0), "{calls:?}");
+    assert_eq!(calls.iter().map(|(len, _)| len).sum::<usize>(), 1100);
+    assert_eq!(calls.len(), 5, "1,100 objects in calls of at most 256: {calls:?}");
+    assert!(f.cluster.objects().iter().all(|o| o.label(GC_MARK_LABEL).is_some()));
+    // Marked as the plan said: the next sync has nothing to send.
+    assert_eq!(engine.sync(&head).await.applied.len(), 0);
 }
 
 #[tokio::test]

@@ -474,7 +474,8 @@ impl Foundations {
 
 /// The live object and the server's would-be object of one planned apply, compared.
 async fn compare(cluster: &dyn Cluster, planned: &PlannedApply, created: &Foundations) -> Result<ObjectDiff, String> {
-    let object = &planned.object;
+    let marked = planned.marked();
+    let object = &marked;
     let id = object.id();
     let live = cluster.get(&ObjectRef::of(object)).await.map_err(|e| format!("{id}: cannot read it: {e}"))?;
     let preview = cluster.preview_apply(object).await.map_err(|e| format!("{id}: cannot preview its apply: {e}"))?;
