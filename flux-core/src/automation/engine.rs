@@ -434,7 +434,19 @@ impl AutomationEngine {
             },
         )
         .await?;
+        if revision.is_some() {
+            self.forget_read();
+        }
         Ok(AutomationReport { revision, changes, failed, registry_errors, skipped })
+    }
+
+    /// After a commit: the revision last read is no longer the head, so it is let go of rather
+    /// than held beside the new head's objects while the sync reads those (at 1,000 workloads,
+    /// that was the peak of fluxd's memory). The new head is an edit of a usable revision,
+    /// verified by the generator, so listings read it; a listing of a head broken later falls
+    /// back to the sync marker's revision.
+    fn forget_read(&self) {
+        *lock(&self.last_usable) = None;
     }
 
     /// A manual release. Locked workloads are refused unless forced; the result says, per
@@ -506,6 +518,9 @@ impl AutomationEngine {
             },
         )
         .await?;
+        if revision.is_some() {
+            self.forget_read();
+        }
         let (workloads, _) = workloads;
         Ok(ReleaseResult { revision, workloads, dry_run: spec.dry_run })
     }

@@ -157,6 +157,43 @@ async fn each_filter_kind_picks_its_latest_in_one_commit() {
     assert!(f.file("manual.yaml").await.contains("app:1.0.0"), "not automated: untouched");
 }
 
+/// After its commit, the engine holds nothing of the revision it read: the sync reads the new
+/// head next, and two revisions' objects are not held at once.
+#[tokio::test]
+async fn the_revision_read_is_let_go_of_once_committed_on() {
+    let automated = deployment(
+        "web",
+        &[("fluxcd.io/automated", "true"), ("fluxcd.io/tag.web", "glob:main-*")],
+        &[("web", "registry.local/web:main-aaa")],
+    );
+    let f = Fixture::new(&[("web.yaml", automated)]);
+    let engine = f.engine();
+    let read = engine.listing().await.unwrap().state;
+    assert_eq!(Arc::strong_count(&read.generated), 2, "the engine keeps the head it read");
+    let report = engine.automate().await.unwrap();
+    assert!(report.revision.is_some());
+    assert_eq!(Arc::strong_count(&read.generated), 1, "and lets go of it once it committed on it");
+    let listed = engine.listing().await.unwrap();
+    assert_eq!(Some(&listed.state.head), report.revision.as_ref(), "listings read the new head");
+    assert!(listed.state.workloads[0].containers[0].image.to_string().ends_with(":main-ccc"));
+    drop(listed);
+
+    // A release that commits does the same; one that changes nothing keeps what it read.
+    let spec = |image: &str| ReleaseSpec {
+        workloads: WorkloadSelector::All,
+        excludes: Vec::new(),
+        image: ImageSelector::Image(image.parse().unwrap()),
+        dry_run: false,
+        force: false,
+        cause: ChangeCause::default(),
+    };
+    let read = engine.listing().await.unwrap().state;
+    assert!(engine.release(&spec("registry.local/web:main-ccc")).await.unwrap().revision.is_none());
+    assert_eq!(Arc::strong_count(&read.generated), 2);
+    assert!(engine.release(&spec("registry.local/web:main-bbb")).await.unwrap().revision.is_some());
+    assert_eq!(Arc::strong_count(&read.generated), 1);
+}
+
 #[tokio::test]
 async fn only_the_image_bytes_change() {
     let text = deployment(
