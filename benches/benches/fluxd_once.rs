@@ -15,7 +15,8 @@
 //!
 //! `cargo build --release -p examples --example fluxd` first. Needs `KUBEBUILDER_ASSETS`,
 //! `kubectl`, `git` and `/usr/bin/time`. `FLUX_BENCH_SIZES` (default `1000,10000`) and
-//! `FLUX_BENCH_NOOP_RUNS` (default 3) change the sizes and the no-op repetitions.
+//! `FLUX_BENCH_NOOP_RUNS` (default 3) change the sizes and the no-op repetitions;
+//! `FLUX_BENCH_FLUXD` runs another fluxd binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -264,7 +265,7 @@ fn measure(size: usize, fluxd: &Path, noop_runs: usize) -> Option<Figures> {
         )
         .await
         .expect("config");
-        let client = kube::Client::try_from(config).expect("client");
+        let client = flux_k8s::kube_client(config).expect("client");
         raw_apply(&client, &namespaces).await
     });
     Some(Figures { size, fluxd_cold, fluxd_noop, kubectl_cold, kubectl_noop, raw_cold })
@@ -284,7 +285,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list`: nothing to list.
     }
-    let fluxd = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/examples/fluxd");
+    // `FLUX_BENCH_FLUXD`: another binary (an older build, to compare).
+    let fluxd = std::env::var_os("FLUX_BENCH_FLUXD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/examples/fluxd"));
     if !fluxd.exists() {
         eprintln!("{} is missing: cargo build --release -p examples --example fluxd", fluxd.display());
         return;

@@ -137,7 +137,7 @@ impl KubeCluster {
         // hold one request for minutes in a 429 storm).
         config.default_retry = false;
         let server = config.cluster_url.to_string();
-        let client = Client::try_from(config).map_err(|e| Error::other_with("cannot build a Kubernetes client", e))?;
+        let client = crate::client::kube_client(config)?;
         Ok(Self::at(client, Some(&server), options))
     }
 

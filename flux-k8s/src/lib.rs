@@ -101,6 +101,7 @@
 //! the re-apply that follows is cheap and clears it.
 
 mod apply;
+mod client;
 mod cluster;
 mod credentials;
 mod discovery;
@@ -119,6 +120,7 @@ mod secrets;
 mod target;
 mod workloads;
 
+pub use client::kube_client;
 pub use cluster::KubeCluster;
 pub use credentials::{PullSecretCache, RegistryCredential, docker_credentials};
 pub use inventory::{KINDS_ANNOTATION, LEGACY_ANNOTATION, inventory_name};
